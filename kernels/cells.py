@@ -1,0 +1,96 @@
+"""Cell math as small @triton.jit functions, shared by every recurrence kernel.
+
+All arguments are fp32 (or fp64) tiles of shape [BLOCK_B, BLOCK_H]. Cell codes:
+0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n).
+
+Saved activations ("acts", used by backward), per cell:
+  RNN: a0 = h;  LSTM: i, f, g, o (after their nonlinearities);
+  GRU: r, z, n, and hn = W_hn h + b_hn (needed for dr).
+"""
+import triton
+import triton.language as tl
+
+RNN_TANH = 0
+RNN_RELU = 1
+LSTM = 2
+GRU = 3
+
+CELL_CODES = {"RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU, "LSTM": LSTM, "GRU": GRU}
+GATES = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 3}
+SAVED = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 4}
+
+
+@triton.jit
+def sigmoid(x):
+    # exp of a non-positive number only: no overflow for large |x|, exact limits at +-inf.
+    e = tl.exp(-tl.abs(x))
+    return tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@triton.jit
+def tanh(x):
+    # tanh(|x|) = (1 - e) / (1 + e) with e = exp(-2|x|) <= 1: saturates to +-1 instead of NaN.
+    e = tl.exp(-2.0 * tl.abs(x))
+    t = (1.0 - e) / (1.0 + e)
+    return tl.where(x >= 0, t, -t)
+
+
+@triton.jit
+def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_prev, c_prev):
+    """x*: input projections per gate, p*: recurrent projections W_hh h per gate.
+
+    Returns (h_new, c_new, a0, a1, a2, a3) with a* the activations backward needs.
+    """
+    if CELL == 2:
+        i = sigmoid(x0 + p0)
+        f = sigmoid(x1 + p1)
+        g = tanh(x2 + p2)
+        o = sigmoid(x3 + p3)
+        c = f * c_prev + i * g
+        h = o * tanh(c)
+        return h, c, i, f, g, o
+    elif CELL == 3:
+        r = sigmoid(x0 + p0)
+        z = sigmoid(x1 + p1)
+        hn = p2 + b_hn
+        n = tanh(x2 + r * hn)
+        h = (1.0 - z) * n + z * h_prev
+        return h, c_prev, r, z, n, hn
+    else:
+        if CELL == 0:
+            h = tanh(x0 + p0)
+        else:
+            h = tl.maximum(x0 + p0, 0.0)
+        return h, c_prev, h, h, h, h
+
+
+@triton.jit
+def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc):
+    """Gradients through one step of one cell.
+
+    dh: gradient w.r.t. the cell's output (before any projection); dc: carried gradient of c.
+    Returns (d0, d1, d2, d3, d_hn, dc_prev, dh_direct):
+      d*: gradients of the pre-activations on the input side (x @ W_ih^T + b),
+      d_hn: GRU only, gradient of W_hn h + b_hn (the recurrent side of gate n),
+      dh_direct: GRU only, the gradient reaching h_prev without the matmul (z * dh).
+    """
+    zero = dh * 0.0
+    if CELL == 2:
+        tc = tanh(c)
+        dct = dc + dh * a3 * (1.0 - tc * tc)
+        d_i = dct * a2 * a0 * (1.0 - a0)
+        d_f = dct * c_prev * a1 * (1.0 - a1)
+        d_g = dct * a0 * (1.0 - a2 * a2)
+        d_o = dh * tc * a3 * (1.0 - a3)
+        return d_i, d_f, d_g, d_o, zero, dct * a1, zero
+    elif CELL == 3:
+        d_n = dh * (1.0 - a1) * (1.0 - a2 * a2)
+        d_z = dh * (h_prev - a2) * a1 * (1.0 - a1)
+        d_r = d_n * a3 * a0 * (1.0 - a0)
+        return d_r, d_z, d_n, zero, d_n * a0, dc, dh * a1
+    else:
+        if CELL == 0:
+            d = dh * (1.0 - a0 * a0)
+        else:
+            d = tl.where(a0 > 0, dh, 0.0)
+        return d, zero, zero, zero, zero, dc, zero

@@ -1,0 +1,191 @@
+"""Host launchers for the recurrence kernels: allocate outputs, pick the regime, build grids.
+
+Tensors are [direction-stacked] and contiguous; see fused.py for the legend and layouts.
+forward() returns what backward() needs; neither touches autograd.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from . import config, launches
+from .config import INTERPRET
+from .cells import CELL_CODES, GATES, SAVED, LSTM
+from .fused import fused_backward_kernel, fused_forward_kernel
+from .memory import new_output
+from .split import split_backward_kernel, split_forward_kernel
+
+_TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
+              torch.float64: tl.float64}
+
+
+def _dot_types(dtype):
+    """(operand dtype, accumulator dtype, fp32 precision) for tl.dot on `dtype` weights."""
+    if dtype == torch.float64:
+        return tl.float64, tl.float64, "ieee"
+    if dtype == torch.bfloat16 and INTERPRET:
+        # The interpreter's bf16 x bf16 dot returns garbage; fp32 operands hold bf16 exactly.
+        return tl.float32, tl.float32, "ieee"
+    # torch's recurrent layers follow cudnn.allow_tf32 for fp32 math.
+    precision = "tf32" if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else "ieee"
+    return _TL_DTYPES[dtype], tl.float32, precision
+
+
+def _acc_torch_dtype(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _can_sync(device, programs):
+    """A grid-wide barrier needs every program resident at once: GPU only, grid <= SMs."""
+    if device.type != "cuda" or INTERPRET:
+        return False
+    return programs <= torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _common(dtype):
+    dot, acc, precision = _dot_types(dtype)
+    return dict(DOT_DTYPE=dot, ACC_DTYPE=acc, PRECISION=precision)
+
+
+def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
+    """Run the recurrence over precomputed input projections.
+
+    xp: [T, B, D, G, H]; whh: [D, G*H, K]; bhn: [D, H] or None (GRU); whr: [D, K, H] or None;
+    h0: [D, B, K] or None; c0: [D, B, H] or None; lengths: int32 [B] on xp's device or None.
+    Returns y [T, B, D, K], h_n [D, B, K], c_n [D, B, H] or None, and the saved tensors
+    act [D, T, B, S, H] and cs [D, T, B, H] (None unless training).
+    """
+    code = CELL_CODES[cell]
+    T, B, D, G, H = xp.shape
+    K = whh.shape[2]
+    dev, dtype = xp.device, xp.dtype
+    S = SAVED[code]
+    plan = config.plan(code, H, K, dtype)
+    y = new_output((T, B, D, K), dtype, dev)
+    h_n = new_output((D, B, K), dtype, dev)
+    c_n = new_output((D, B, H), dtype, dev) if code == LSTM else None
+    act = new_output((D, T, B, S, H), dtype, dev) if training else None
+    cs = new_output((D, T, B, H), dtype, dev) if training and code == LSTM else None
+    flags = dict(CELL=code, G=G, S=S, HAS_C0=c0 is not None, HAS_BHN=bhn is not None,
+                 PROJ=whr is not None, VARLEN=lengths is not None, TRAINING=training,
+                 BLOCK_B=plan.block_b, **_common(dtype))
+    dummy = xp  # stands in for pointers a constexpr flag leaves unused
+    args = (bhn if bhn is not None else dummy, whr if whr is not None else dummy)
+    n_btiles = triton.cdiv(B, plan.block_b)
+    if not plan.split:
+        fused_forward_kernel[(n_btiles, D)](
+            xp, whh, *args, h0 if h0 is not None else dummy, c0 if c0 is not None else dummy,
+            lengths if lengths is not None else dummy, y, h_n, c_n if c_n is not None else dummy,
+            act if act is not None else dummy, cs if cs is not None else dummy,
+            T, B, H, K, D, HAS_H0=h0 is not None, BLOCK_H=plan.block_h, BLOCK_K=plan.block_k,
+            num_warps=plan.num_warps, **flags)
+        launches.record("fused_forward")
+        return y, h_n, c_n, act, cs
+
+    acc = _acc_torch_dtype(dtype)
+    ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
+    if h0 is not None:
+        ring[1].copy_(h0)
+    hh = torch.empty((D, B, H), dtype=dtype, device=dev) if whr is not None else dummy
+    c_work = torch.empty((D, B, H), dtype=acc, device=dev) if code == LSTM else dummy
+    n_prog = triton.cdiv(H, plan.block_h)
+    grid = (n_prog, n_btiles, D)
+    bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
+    tail = (lengths if lengths is not None else dummy, y,
+            act if act is not None else dummy, cs if cs is not None else dummy, bars)
+    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps, **flags)
+    c_first = c0 if c0 is not None else dummy
+    if _can_sync(dev, n_prog * n_btiles * D):
+        split_forward_kernel[grid](xp, whh, *args, ring, hh, c_first, c_work, *tail,
+                                   0, T, T, B, H, K, D, SYNC=True, RUN_CELL=True,
+                                   RUN_PROJ=whr is not None, **meta)
+        launches.record("split_forward")
+    else:
+        for step in range(T):
+            first = step == 0
+            meta["HAS_C0"] = c0 is not None if first else True
+            split_forward_kernel[grid](xp, whh, *args, ring, hh, c_first if first else c_work,
+                                       c_work, *tail, step, 1, T, B, H, K, D, SYNC=False,
+                                       RUN_CELL=True, RUN_PROJ=False, **meta)
+            launches.record("split_forward_step")
+            if whr is not None:
+                split_forward_kernel[grid](xp, whh, *args, ring, hh, c_work, c_work, *tail,
+                                           step, 1, T, B, H, K, D, SYNC=False,
+                                           RUN_CELL=False, RUN_PROJ=True, **meta)
+                launches.record("split_forward_step")
+    h_n.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
+    if c_n is not None:
+        c_n.copy_(c_work if T > 0 else (c0 if c0 is not None else torch.zeros_like(c_n)))
+    return y, h_n, c_n, act, cs
+
+
+def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
+    """Gradients through the recurrence (the matmuls with W_ih happen outside).
+
+    dy: [T, B, D, K] or None; dh_n: [D, B, K] or None; dc_n: [D, B, H] or None.
+    Returns dxp [T, B, D, G, H] (input-side pre-activation gradients, zero past each length),
+    dhg [D, T, B, H] (GRU: recurrent-side gradient of gate n) or None,
+    dhs [D, T, B, K] (projection: total gradient of h per step) or None, dh0, dc0 (or None).
+    """
+    code = CELL_CODES[cell]
+    D, T, B, S, H = act.shape
+    G = GATES[code]
+    K = whh.shape[2]
+    dev, dtype = act.device, act.dtype
+    plan = config.plan(code, H, K, dtype)
+    dxp = new_output((T, B, D, G, H), dtype, dev)
+    dhg = new_output((D, T, B, H), dtype, dev) if code == 3 else None
+    dhs = new_output((D, T, B, K), dtype, dev) if whr is not None else None
+    dh0 = new_output((D, B, K), dtype, dev)
+    dc0 = new_output((D, B, H), dtype, dev) if code == LSTM else None
+    dummy = act
+    flags = dict(CELL=code, G=G, S=S, HAS_DY=dy is not None, HAS_H0=h0 is not None,
+                 HAS_C0=c0 is not None, PROJ=whr is not None, VARLEN=lengths is not None,
+                 BLOCK_B=plan.block_b, **_common(dtype))
+    opt = lambda t: t if t is not None else dummy  # noqa: E731
+    n_btiles = triton.cdiv(B, plan.block_b)
+    if not plan.split:
+        fused_backward_kernel[(n_btiles, D)](
+            opt(dy), opt(dh_n), opt(dc_n), act, opt(cs), y, opt(h0), opt(c0), opt(lengths),
+            whh, opt(whr), dxp, opt(dhg), opt(dhs), dh0, opt(dc0),
+            T, B, H, K, D, HAS_DHN=dh_n is not None, HAS_DCN=dc_n is not None,
+            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps, **flags)
+        launches.record("fused_backward")
+        return dxp, dhg, dhs, dh0, dc0
+
+    acc = _acc_torch_dtype(dtype)
+    ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
+    if dh_n is not None:
+        ring[1].copy_(dh_n)
+    dc_work = torch.empty((D, B, H), dtype=acc, device=dev) if code == LSTM else dummy
+    n_prog = triton.cdiv(H, plan.block_h)
+    grid = (n_prog, n_btiles, D)
+    bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
+    head = (opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring)
+    tail = (dxp, opt(dhg), opt(dhs), bars)
+    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps, **flags)
+    dc_first = opt(dc_n)
+    if _can_sync(dev, n_prog * n_btiles * D):
+        split_backward_kernel[grid](*head, dc_first, dc_work, *tail, 0, T, T, B, H, K, D,
+                                    HAS_DC=dc_n is not None, SYNC=True, RUN_CELL=True,
+                                    RUN_REC=True, **meta)
+        launches.record("split_backward")
+    else:
+        for step in range(T):
+            first = step == 0
+            has_dc = dc_n is not None if first else True
+            split_backward_kernel[grid](*head, dc_first if first else dc_work, dc_work, *tail,
+                                        step, 1, T, B, H, K, D, HAS_DC=has_dc, SYNC=False,
+                                        RUN_CELL=True, RUN_REC=False, **meta)
+            split_backward_kernel[grid](*head, dc_work, dc_work, *tail, step, 1, T, B, H, K, D,
+                                        HAS_DC=False, SYNC=False, RUN_CELL=False,
+                                        RUN_REC=True, **meta)
+            launches.record("split_backward_step", 2)
+    dh0.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
+    if dc0 is not None:
+        if T > 0:
+            dc0.copy_(dc_work)
+        elif dc_n is not None:
+            dc0.copy_(dc_n)
+        else:
+            dc0.zero_()
+    return dxp, dhg, dhs, dh0, dc0

@@ -1,0 +1,31 @@
+"""Functional entry point: one recurrent layer (all directions) on the Triton kernels."""
+from . import reference
+from .autograd import RecurrentLayerFunction
+from .runtime import triton_enabled
+
+
+def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
+    """Run one recurrent layer over a padded, time-major sequence.
+
+    x: [T, B, I]. weights: one tuple per direction (forward first, then reverse):
+    (w_ih [G*H, I], w_hh [G*H, K], b_ih [G*H] | None, b_hh [G*H] | None, w_hr [P, H] | None),
+    in torch.nn's gate order (LSTM i,f,g,o; GRU r,z,n).
+    mode: "RNN_TANH" | "RNN_RELU" | "LSTM" | "GRU".
+    h0: [D, B, K] or None (zeros). c0: [D, B, H] or None (zeros; LSTM only).
+    lengths: int64 [B] or None: valid length of each batch element (<= T). Outputs at
+    t >= lengths[b] are zero; h_n/c_n hold each element's state at its own last valid step;
+    the reverse direction starts at lengths[b] - 1.
+    Returns (y [T, B, D*K], h_n [D, B, K], c_n [D, B, H] or None); differentiable in
+    x, h0, c0 and every weight.
+
+    Runs the Triton kernels on CUDA tensors, and on CPU tensors under TRITON_INTERPRET=1;
+    anywhere else it falls back to the plain-PyTorch reference loop.
+    """
+    if not triton_enabled(x):
+        return reference.recurrent_layer(x, weights, mode, h0, c0, lengths)
+    flat = [w for direction in weights for w in direction]
+    out = RecurrentLayerFunction.apply(mode, lengths, x, h0, c0, *flat)
+    if mode == "LSTM":
+        return out
+    y, h_n = out
+    return y, h_n, None
