@@ -1,0 +1,393 @@
+"""Drop-in replacements for torch.nn's recurrent layers and cells.
+
+Each class takes the same constructor arguments as its torch.nn namesake and has the same
+parameters (names, shapes, registration order, initialisation), ``state_dict``, ``repr`` and
+forward contract (``batch_first``, unbatched input, ``PackedSequence``, ``proj_size``,
+bidirectional layout, dropout between layers in training).
+
+Where the Triton kernels can run (see :func:`tritonrnn.runtime.triton_enabled`: CUDA tensors,
+or CPU tensors under ``TRITON_INTERPRET=1``) a forward pass runs one
+:func:`tritonrnn.functional.recurrent_layer` call per layer. Anywhere else it delegates to
+PyTorch's native implementation with the same weights.
+
+``RNN``, ``LSTM`` and ``GRU`` subclass :class:`torch.nn.RNNBase`, not ``torch.nn.RNN`` /
+``LSTM`` / ``GRU``: TorchDynamo refuses to trace instances of those three classes, and we want
+``torch.compile`` to see through ours. ``isinstance(m, torch.nn.LSTM)`` is therefore False;
+``isinstance(m, torch.nn.RNNBase)`` is True. The cells subclass torch's cells directly.
+
+Dimension legend: T time, B batch, I input, H hidden, K = proj_size or H (width of h),
+D directions, L layers.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import runtime
+from .functional import recurrent_layer
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+# PyTorch's native multi-layer implementations, one per mode; all take
+# (input, [batch_sizes,] hx, weights, has_biases, num_layers, dropout, train, bidirectional
+#  [, batch_first]).
+_NATIVE = {
+    "RNN_TANH": torch._VF.rnn_tanh,
+    "RNN_RELU": torch._VF.rnn_relu,
+    "LSTM": torch._VF.lstm,
+    "GRU": torch._VF.gru,
+}
+
+# The five per-direction weights, in recurrent_layer's tuple order.
+_WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+
+
+class _RecurrentLayers(nn.RNNBase):
+    """Forward pass shared by RNN, LSTM and GRU.
+
+    The hidden state ``hx`` is a tensor for RNN and GRU and an ``(h, c)`` pair for LSTM;
+    apart from that the three follow one path. Argument checks mirror torch.nn's, in the same
+    order, so the same bad input raises the same exception type on either path.
+    """
+
+    def flatten_parameters(self):
+        """Do nothing. torch.nn packs the weights into one cuDNN buffer here; the Triton kernels
+        read each parameter where it lives, so there is nothing to pack."""
+
+    # -- hidden-state helpers (LSTM overrides these for its (h, c) pair) --------------------
+
+    def _zero_state(self, batch, like):
+        D = 2 if self.bidirectional else 1
+        return like.new_zeros(self.num_layers * D, batch, self.hidden_size)
+
+    def _check_state_dims(self, hx, batched):
+        want = 3 if batched else 2
+        if hx.dim() != want:
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise RuntimeError(
+                f"For {kind} input, hx should also be {want}-D but got {hx.dim()}-D tensor"
+            )
+
+    def _unsqueeze_state(self, hx):
+        return hx.unsqueeze(1)
+
+    def _squeeze_state(self, hx):
+        return hx.squeeze(1)
+
+    def _check_args(self, input, hx, batch_sizes):
+        """torch.nn's check_forward_args; a default (zero) state always has the expected
+        size, so then only the input is checked."""
+        if hx is None:
+            self.check_input(input, batch_sizes)
+        else:
+            self.check_forward_args(input, hx, batch_sizes)
+
+    def _check_packed(self, data, hx, batch_sizes):
+        self._check_args(data, hx, batch_sizes)
+
+    # -- weights -----------------------------------------------------------------------------
+
+    def _layer_weights(self, layer):
+        """One (w_ih, w_hh, b_ih, b_hh, w_hr) tuple per direction of ``layer``; absent ones are
+        None. Read by name on every call, so torch.func.functional_call and reassigned
+        parameters are honoured."""
+        D = 2 if self.bidirectional else 1
+        tuples = []
+        for direction in range(D):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            tuples.append(tuple(getattr(self, kind + suffix, None) for kind in _WEIGHT_KINDS))
+        return tuples
+
+    def _flat_weight_list(self):
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    # -- forward -----------------------------------------------------------------------------
+
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            if hx is not None:
+                # hx is in the caller's batch order; the packed data is sorted by length.
+                hx = self.permute_hidden(hx, sorted_indices)
+            self._check_packed(data, hx, batch_sizes)
+            if runtime.triton_enabled(data):
+                out, state = self._forward_packed_triton(data, batch_sizes, hx)
+            else:
+                out, state = self._forward_native(data, batch_sizes, hx, int(batch_sizes[0]))
+            packed = PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
+            return packed, self.permute_hidden(state, unsorted_indices)
+
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead"
+            )
+        batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not batched:
+            input = input.unsqueeze(batch_dim)
+        if hx is not None:
+            self._check_state_dims(hx, batched)
+            if not batched:
+                hx = self._unsqueeze_state(hx)
+        batch = input.size(batch_dim)
+        self._check_args(input, hx, None)
+        if runtime.triton_enabled(input):
+            x = input.transpose(0, 1) if self.batch_first else input
+            out, state = self._forward_triton(x, hx, None)
+            if self.batch_first:
+                out = out.transpose(0, 1)
+        else:
+            out, state = self._forward_native(input, None, hx, batch)
+        if not batched:
+            out = out.squeeze(batch_dim)
+            state = self._squeeze_state(state)
+        return out, state
+
+    def _forward_native(self, input, batch_sizes, hx, batch):
+        """PyTorch's own implementation, same weights: the path off CUDA without the
+        interpreter."""
+        if hx is None:
+            hx = self._zero_state(batch, input)
+        leading = (input,) if batch_sizes is None else (input, batch_sizes)
+        trailing = () if batch_sizes is not None else (self.batch_first,)
+        result = _NATIVE[self.mode](*leading, hx, self._flat_weight_list(), self.bias,
+                                    self.num_layers, self.dropout, self.training,
+                                    self.bidirectional, *trailing)
+        if self.mode == "LSTM":
+            return result[0], (result[1], result[2])
+        return result[0], result[1]
+
+    def _forward_packed_triton(self, data, batch_sizes, hx):
+        """Unpack to padded time-major (still in sorted order), run, re-pack."""
+        x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))
+        out, state = self._forward_triton(x, hx, lengths)
+        # lengths are sorted descending, so re-packing reproduces batch_sizes exactly.
+        return pack_padded_sequence(out, lengths).data, state
+
+    def _forward_triton(self, x, hx, lengths):
+        """x: [T, B, I] time-major; hx: None or state [L*D, B, *]; lengths: None or int64 [B]
+        (CPU, sorted descending). Returns (y [T, B, D*K], state)."""
+        if x.size(0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        lstm = self.mode == "LSTM"
+        h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
+        for s in (h0, c0):
+            if s is not None and s.dtype != x.dtype:
+                raise RuntimeError(
+                    f"hidden state dtype ({s.dtype}) does not match input dtype ({x.dtype})"
+                )
+        dev_lengths = None if lengths is None else lengths.to(x.device)
+        D = 2 if self.bidirectional else 1
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            rows = slice(layer * D, (layer + 1) * D)
+            x, h, c = recurrent_layer(
+                x, self._layer_weights(layer), self.mode,
+                h0=None if h0 is None else h0[rows],
+                c0=None if c0 is None else c0[rows],
+                lengths=dev_lengths,
+            )
+            h_n.append(h)
+            c_n.append(c)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                x = self._between_layer_dropout(x, lengths)
+        h_n = torch.cat(h_n, 0)
+        return x, ((h_n, torch.cat(c_n, 0)) if lstm else h_n)
+
+    def _between_layer_dropout(self, x, lengths):
+        """Dropout on one layer's output. PyTorch's native path drops on the packed data when
+        the input was packed, so we do the same: the mask then matches its draw from the RNG."""
+        if lengths is None:
+            return F.dropout(x, self.dropout, training=True)
+        packed = pack_padded_sequence(x, lengths)
+        dropped = F.dropout(packed.data, self.dropout, training=True)
+        padded, _ = pad_packed_sequence(PackedSequence(dropped, packed.batch_sizes),
+                                        total_length=x.size(0))
+        return padded
+
+
+class RNN(_RecurrentLayers):
+    """Elman RNN with tanh or ReLU; same arguments and behaviour as :class:`torch.nn.RNN`.
+
+    ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None)``
+    """
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        args = list(args)
+        # nonlinearity is the 4th positional argument of torch.nn.RNN but not of RNNBase.
+        nonlinearity = args.pop(3) if len(args) > 3 else kwargs.pop("nonlinearity", "tanh")
+        self.nonlinearity = nonlinearity
+        modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+        if nonlinearity not in modes:
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        super().__init__(modes[nonlinearity], *args, **kwargs)
+
+
+class LSTM(_RecurrentLayers):
+    """LSTM, optionally with projections; same arguments and behaviour as
+    :class:`torch.nn.LSTM`.
+
+    ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, proj_size=0, device=None, dtype=None)``. ``h`` has ``proj_size``
+    features when ``proj_size > 0``; ``c`` always has ``hidden_size``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__("LSTM", *args, **kwargs)
+
+    def get_expected_cell_size(self, input, batch_sizes):
+        D = 2 if self.bidirectional else 1
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.size(0) if self.batch_first else input.size(1)
+        return (self.num_layers * D, batch, self.hidden_size)
+
+    def check_forward_args(self, input, hidden, batch_sizes):
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(hidden[0], self.get_expected_hidden_size(input, batch_sizes),
+                               "Expected hidden[0] size {}, got {}")
+        self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
+                               "Expected hidden[1] size {}, got {}")
+
+    def permute_hidden(self, hx, permutation):
+        if permutation is None:
+            return hx
+        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
+
+    def _zero_state(self, batch, like):
+        D = 2 if self.bidirectional else 1
+        width = self.proj_size if self.proj_size > 0 else self.hidden_size
+        return (like.new_zeros(self.num_layers * D, batch, width),
+                like.new_zeros(self.num_layers * D, batch, self.hidden_size))
+
+    def _check_state_dims(self, hx, batched):
+        want = 3 if batched else 2
+        if hx[0].dim() != want or hx[1].dim() != want:
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            raise RuntimeError(
+                f"For {kind} input, hx and cx should also be {want}-D but got "
+                f"({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+            )
+
+    def _unsqueeze_state(self, hx):
+        return hx[0].unsqueeze(1), hx[1].unsqueeze(1)
+
+    def _squeeze_state(self, hx):
+        return hx[0].squeeze(1), hx[1].squeeze(1)
+
+    def _check_packed(self, data, hx, batch_sizes):
+        # torch.nn.LSTM leaves packed input to its C++ checks, which raise RuntimeError where
+        # check_input raises ValueError (dtype mismatch); keep torch's exception type.
+        try:
+            self._check_args(data, hx, batch_sizes)
+        except ValueError as err:
+            raise RuntimeError(str(err)) from None
+
+
+class GRU(_RecurrentLayers):
+    """GRU; same arguments and behaviour as :class:`torch.nn.GRU`.
+
+    ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+    bidirectional=False, device=None, dtype=None)``
+    """
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)
+
+
+# -- cells ----------------------------------------------------------------------------------
+
+
+def _prepare_cell(cell, input, states, hidden_label):
+    """Checks and batching for the Triton path of a cell, in PyTorch's order and with its
+    exception types (its native cells make the size checks in C++, which we don't reach).
+
+    ``states``: None or a tuple of 1-D/2-D state tensors. Returns (input [B, I], states as a
+    tuple of [B, *] tensors or None, batched)."""
+    name = type(cell).__name__
+    if input.dim() not in (1, 2):
+        raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+    if states is not None:
+        for i, s in enumerate(states):
+            if s.dim() not in (1, 2):
+                label = hidden_label.format(i)
+                raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {s.dim()}D instead")
+    batched = input.dim() == 2
+    if not batched:
+        input = input.unsqueeze(0)
+        states = None if states is None else tuple(s.unsqueeze(0) for s in states)
+    if input.size(1) != cell.input_size:
+        raise RuntimeError(
+            f"input has inconsistent input_size: got {input.size(1)} expected {cell.input_size}"
+        )
+    for i, s in enumerate(states or ()):
+        if s.size(0) != input.size(0):
+            raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden{i} "
+                               f"batch size {s.size(0)}")
+        if s.size(1) != cell.hidden_size:  # a 1-D state raises IndexError here, as in torch
+            raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got {s.size(1)}, "
+                               f"expected {cell.hidden_size}")
+        if s.dim() != 2:
+            raise RuntimeError(f"hidden{i} must be 2-D once batched, got {s.dim()}-D")
+    for t in (input, *(states or ())):
+        if t.dtype != cell.weight_ih.dtype:
+            raise RuntimeError(f"{name}: expected {cell.weight_ih.dtype} input and state, "
+                               f"got {t.dtype}")
+    return input, states, batched
+
+
+def _run_cell(cell, mode, input, states):
+    """One step of a cell as a T=1 recurrent_layer call. input [B, I]; states None or
+    (h [B, H],) / (h, c). Returns (h [B, H], c [B, H] or None)."""
+    weights = [(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, None)]
+    h0 = None if states is None else states[0].unsqueeze(0)
+    c0 = None if states is None or mode != "LSTM" else states[1].unsqueeze(0)
+    _, h, c = recurrent_layer(input.unsqueeze(0), weights, mode, h0=h0, c0=c0)
+    return h[0], (None if c is None else c[0])
+
+
+class RNNCell(nn.RNNCell):
+    """Elman RNN cell; :class:`torch.nn.RNNCell` with a Triton forward."""
+
+    def forward(self, input, hx=None):
+        if not runtime.triton_enabled(input):
+            return super().forward(input, hx)
+        input, states, batched = _prepare_cell(self, input, None if hx is None else (hx,),
+                                               "hidden")
+        modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+        if self.nonlinearity not in modes:
+            raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+        h, _ = _run_cell(self, modes[self.nonlinearity], input, states)
+        return h if batched else h.squeeze(0)
+
+
+class LSTMCell(nn.LSTMCell):
+    """LSTM cell; :class:`torch.nn.LSTMCell` with a Triton forward. Returns ``(h, c)``."""
+
+    def forward(self, input, hx=None):
+        if not runtime.triton_enabled(input):
+            return super().forward(input, hx)
+        input, states, batched = _prepare_cell(self, input, None if hx is None else tuple(hx),
+                                               "hx[{}]")
+        h, c = _run_cell(self, "LSTM", input, states)
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+
+
+class GRUCell(nn.GRUCell):
+    """GRU cell; :class:`torch.nn.GRUCell` with a Triton forward."""
+
+    def forward(self, input, hx=None):
+        if not runtime.triton_enabled(input):
+            return super().forward(input, hx)
+        input, states, batched = _prepare_cell(self, input, None if hx is None else (hx,),
+                                               "hidden")
+        h, _ = _run_cell(self, "GRU", input, states)
+        return h if batched else h.squeeze(0)
