@@ -1,0 +1,138 @@
+"""tritonrnn.functional.recurrent_layer against the float64 reference loop
+(tritonrnn.reference), plus gradcheck, in both regimes: the fused one (one program holds all of
+W_hh) and the split one (hidden units divided across programs), which `force_split(16)` drives
+at small sizes.
+"""
+import contextlib
+import os
+
+import pytest
+import torch
+
+from tests.common import KINDS, MODE, make_problem, proj_for, run_layer
+from tests.tolerances import assert_all_close
+from tritonrnn import functional, reference
+from tritonrnn.kernels.config import force_split
+
+F64 = torch.float64
+
+
+def _proj(kind, H):
+    return proj_for(H) if kind == "lstm_proj" else 0
+
+
+# (id, T, B, I, H, D, h0, lengths, bias); lengths in no particular order, with a 1 and a full one.
+CONFIGS = [
+    ("uni", 5, 3, 4, 6, 1, False, None, True),
+    ("uni-h0-lengths", 5, 3, 4, 6, 1, True, (2, 5, 1), True),
+    ("bidir-h0", 4, 2, 3, 7, 2, True, None, True),
+    ("bidir-lengths-nobias", 5, 3, 4, 6, 2, False, (3, 5, 1), False),
+    ("size1-T1-B1-bidir-h0", 1, 1, 1, 2, 2, True, (1,), True),
+    ("B17-bidir-h0-lengths", 3, 17, 2, 3, 2, True, tuple(1 + b % 3 for b in range(17)), True),
+]
+
+
+def _check_against_reference(prob):
+    outs, grads = run_layer(functional.recurrent_layer, prob, F64)
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)
+
+
+@pytest.mark.parametrize("config", [pytest.param(c, id=c[0]) for c in CONFIGS])
+@pytest.mark.parametrize("kind", KINDS)
+def test_matches_reference(kind, config):
+    _, T, B, I, H, D, h0, lengths, bias = config
+    prob = make_problem(MODE[kind], T, B, I, H, _proj(kind, H), D, bias, h0, lengths)
+    _check_against_reference(prob)
+
+
+# The split regime with 16 hidden units per program: H=40 spreads over three programs, the last
+# one partly masked; H=20 with a projection (P=13) exercises split W_hr as well.
+SPLIT = [(kind, 40, _proj(kind, 40)) for kind in KINDS] + [("lstm_proj", 20, 13)]
+
+
+@pytest.mark.parametrize("kind,H,P", [pytest.param(*s, id=f"{s[0]}-H{s[1]}-P{s[2]}")
+                                      for s in SPLIT])
+def test_split_regime_matches_reference(kind, H, P):
+    prob = make_problem(MODE[kind], T=3, B=3, I=5, H=H, P=P, D=2, h0=True, lengths=(2, 3, 1))
+    with force_split(16):
+        _check_against_reference(prob)
+
+
+def test_noncontiguous_inputs():
+    """x and h0 as transposed views, as a batch_first module hands them over."""
+    prob = make_problem("LSTM", T=4, B=3, I=5, H=6, P=4, D=2, h0=True, lengths=(4, 2, 3))
+
+    def transposed_views(x, weights, mode, h0, c0, lengths):
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+        h0 = h0.transpose(0, 1).contiguous().transpose(0, 1)
+        assert not x.is_contiguous() and not h0.is_contiguous()
+        return functional.recurrent_layer(x, weights, mode, h0, c0, lengths)
+
+    outs, grads = run_layer(transposed_views, prob, F64)
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)
+
+
+# -- gradcheck ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["fused", "split16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcheck(kind, split):
+    """Finite differences (float64, fast mode) against the kernels' backward, with respect to
+    x, h0, c0 and every weight, with uneven lengths. Fused: bidirectional, T=3. Split: H=17 over
+    two programs (the second holds one unit), one direction and T=2 to keep the interpreter's
+    ~30 function evaluations affordable; the split regime's reverse direction is covered by the
+    gradient comparison in test_split_regime_matches_reference."""
+    mode = MODE[kind]
+    if split:
+        H, P = 17, (13 if kind == "lstm_proj" else 0)
+        prob = make_problem(mode, T=2, B=2, I=3, H=H, P=P, D=1, h0=True, lengths=(1, 2))
+    else:
+        H, P = 4, (3 if kind == "lstm_proj" else 0)
+        prob = make_problem(mode, T=3, B=2, I=3, H=H, P=P, D=2, h0=True, lengths=(1, 3))
+    named = prob.named_inputs()
+    names = list(named)
+    D = len(prob.weights)
+
+    def fn(*tensors):
+        t = dict(zip(names, tensors))
+        weights = [tuple(t.get(f"{w}[{d}]") for w in ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr"))
+                   for d in range(D)]
+        y, h_n, c_n = functional.recurrent_layer(t["x"], weights, mode, t.get("h0"),
+                                                 t.get("c0"), prob.lengths)
+        return (y, h_n) if c_n is None else (y, h_n, c_n)
+
+    inputs = tuple(v.clone().requires_grad_() for v in named.values())
+    with force_split(16) if split else contextlib.nullcontext():
+        assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+
+
+# -- lengths and poisoned outputs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["fused", "split16"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_padded_steps_exactly_zero(kind, split):
+    """With TRITONRNN_POISON=1 every fresh kernel output starts as NaN. Outputs past each
+    sequence's length must be written as exact zeros, nothing may stay NaN, and the input
+    gradient past each length must be exactly zero."""
+    assert os.environ.get("TRITONRNN_POISON") == "1", "conftest must turn poisoning on"
+    lengths = (4, 1, 3)
+    H = 20 if split else 6
+    prob = make_problem(MODE[kind], T=4, B=3, I=3, H=H, P=_proj(kind, H), D=2, lengths=lengths)
+    with force_split(16) if split else contextlib.nullcontext():
+        outs, grads = run_layer(functional.recurrent_layer, prob, torch.float32)
+    for name, t in list(outs.items()) + list(grads.items()):
+        if t is not None:
+            assert not torch.isnan(t).any(), f"{name} has NaN (unwritten output?)"
+    steps = torch.arange(4).unsqueeze(1)
+    past = steps >= torch.tensor(lengths).unsqueeze(0)  # [T, B]
+    assert (outs["y"][past] == 0).all(), "output past a sequence's length is not zero"
+    assert (grads["x"][past] == 0).all(), "input gradient past a sequence's length is not zero"
+    # and the valid part was computed (ReLU outputs legitimately include exact zeros)
+    valid = outs["y"][~past]
+    assert (valid != 0).any() if kind == "rnn_relu" else (valid != 0).all()
