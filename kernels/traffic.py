@@ -21,10 +21,8 @@ class Traffic:
 @contextlib.contextmanager
 def count_traffic():
     """Yields a Traffic that accumulates the bytes moved by kernels launched inside."""
-    from triton.runtime import interpreter
-    from triton.runtime.interpreter import InterpreterBuilder
+    from triton.runtime.interpreter import InterpreterBuilder as builder
 
-    builder = InterpreterBuilder
     load, store = builder.create_masked_load, builder.create_masked_store
     traffic = Traffic()
 
@@ -42,4 +40,3 @@ def count_traffic():
         yield traffic
     finally:
         builder.create_masked_load, builder.create_masked_store = load, store
-    del interpreter
