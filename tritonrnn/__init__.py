@@ -7,6 +7,7 @@ implementation with the same weights.
 """
 from importlib.metadata import PackageNotFoundError, version
 
+from .convert import convert
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 try:
@@ -14,4 +15,4 @@ try:
 except PackageNotFoundError:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "__version__"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "convert", "__version__"]

@@ -1,22 +1,23 @@
-"""torch.autograd.Function around the recurrence kernels: one layer, all directions.
+"""One layer, all directions, on the kernels, differentiable in every input.
 
-Forward: one GEMM projects every timestep's input for both directions at once, then one
-recurrence launch per layer (directions are a grid axis). Backward: the recurrence kernel
-produces per-step pre-activation gradients; input and weight gradients are large GEMMs.
+Forward: one GEMM projects every timestep's input for both directions at once (ordinary torch
+ops, so autograd differentiates it and torch.compile sees it), then one recurrence launch per
+layer (directions are a grid axis), the custom op ``tritonrnn::recurrence_forward``
+(tritonrnn/ops.py). Its autograd formula, registered below, runs the backward recurrence
+(``tritonrnn::recurrence_backward``) for the per-step pre-activation gradients and turns them
+into recurrent-weight gradients with large GEMMs; gradients of the input, W_ih and the biases
+flow back through the projection.
 
 Legend: T time, B batch, I input, H hidden, K width of h (P if projecting else H),
-G gates, D directions.
+G gates, D directions, S activations saved per step.
 """
 import torch
 
-from tritonrnn import kernels
 from tritonrnn.kernels.cells import CELL_CODES, GATES
 
+from .ops import recurrence_backward, recurrence_forward
+
 _PER_DIRECTION = 5  # w_ih, w_hh, b_ih, b_hh, w_hr
-
-
-def _direction_weights(weights, d):
-    return weights[d * _PER_DIRECTION:(d + 1) * _PER_DIRECTION]
 
 
 def _input_bias(cell, b_ih, b_hh, H):
@@ -40,86 +41,87 @@ def _previous_states(y_d, h0_d, lengths, reverse):
     return torch.where(started_later, shifted, h0_d.unsqueeze(0))
 
 
-class RecurrentLayerFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, cell, lengths, x, h0, c0, *weights):
-        T, B, I = x.shape
-        D = len(weights) // _PER_DIRECTION
-        G = GATES[CELL_CODES[cell]]
-        w_hh0, w_hr0 = weights[1], weights[4]
-        H = w_hh0.shape[0] // G
-        K = w_hh0.shape[1]
-        has_bias = weights[2] is not None
-        w_ih = torch.cat([weights[d * _PER_DIRECTION] for d in range(D)])  # [D*G*H, I]
-        x2d = x.reshape(T * B, I)
-        if has_bias:
-            bias = torch.cat([_input_bias(cell, *_direction_weights(weights, d)[2:4], H)
-                              for d in range(D)])
-            xp = torch.addmm(bias, x2d, w_ih.t())
-        else:
-            xp = x2d @ w_ih.t()
-        xp = xp.view(T, B, D, G, H)
-        whh = torch.stack([weights[d * _PER_DIRECTION + 1] for d in range(D)]).contiguous()
-        bhn = None
-        if cell == "GRU" and has_bias:
-            bhn = torch.stack([weights[d * _PER_DIRECTION + 3][2 * H:] for d in range(D)]).contiguous()
-        whr = None
-        if w_hr0 is not None:
-            whr = torch.stack([weights[d * _PER_DIRECTION + 4] for d in range(D)]).contiguous()
-        lengths_dev = None if lengths is None else lengths.to(device=x.device, dtype=torch.int32)
-        h0c = None if h0 is None else h0.contiguous()
-        c0c = None if c0 is None else c0.contiguous()
-        training = any(ctx.needs_input_grad)
-        y, h_n, c_n, act, cs = kernels.forward(xp, whh, bhn, whr, h0c, c0c, lengths_dev, cell,
-                                               training)
-        ctx.set_materialize_grads(False)
-        ctx.cell, ctx.dims = cell, (T, B, I, D, G, H, K)
-        ctx.has_bias, ctx.has_h0, ctx.has_c0 = has_bias, h0 is not None, c0 is not None
-        if training:
-            ctx.save_for_backward(x, h0c, c0c, y, act, cs, whh, whr, w_ih, lengths_dev)
-        y = y.view(T, B, D * K)
-        return (y, h_n, c_n) if cell == "LSTM" else (y, h_n)
+def layer(cell, lengths, x, h0, c0, weights):
+    """x: [T, B, I]; weights: flat (w_ih, w_hh, b_ih, b_hh, w_hr) per direction, absent ones
+    None. Returns (y [T, B, D*K], h_n [D, B, K], c_n [D, B, H] or None)."""
+    T, B, I = x.shape
+    D = len(weights) // _PER_DIRECTION
+    per_direction = [weights[d * _PER_DIRECTION:(d + 1) * _PER_DIRECTION] for d in range(D)]
+    G = GATES[CELL_CODES[cell]]
+    w_hh0, b_ih0, w_hr0 = per_direction[0][1], per_direction[0][2], per_direction[0][4]
+    H = w_hh0.shape[0] // G
+    K = w_hh0.shape[1]
+    w_ih = torch.cat([w[0] for w in per_direction])  # [D*G*H, I]
+    x2d = x.reshape(T * B, I)
+    if b_ih0 is not None:
+        bias = torch.cat([_input_bias(cell, w[2], w[3], H) for w in per_direction])
+        xp = torch.addmm(bias, x2d, w_ih.t())
+    else:
+        xp = x2d @ w_ih.t()
+    xp = xp.view(T, B, D, G, H)
+    whh = torch.stack([w[1] for w in per_direction])  # [D, G*H, K]
+    bhn = None
+    if cell == "GRU" and b_ih0 is not None:
+        bhn = torch.stack([w[3][2 * H:] for w in per_direction])  # [D, H]
+    whr = None if w_hr0 is None else torch.stack([w[4] for w in per_direction])  # [D, K, H]
+    lengths = None if lengths is None else lengths.to(device=x.device, dtype=torch.int32)
+    # Keep what backward reads only when a gradient can be asked for. Under torch.compile
+    # requires_grad is known while tracing, so this is a constant of the graph.
+    training = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (xp, whh, bhn, whr, h0, c0))
+    y, h_n, c_n, _, _ = recurrence_forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training)
+    return y.view(T, B, D * K), h_n, (c_n if cell == "LSTM" else None)
 
-    @staticmethod
-    def backward(ctx, dy, dh_n, dc_n=None):
-        x, h0, c0, y, act, cs, whh, whr, w_ih, lengths = ctx.saved_tensors
-        cell = ctx.cell
-        T, B, I, D, G, H, K = ctx.dims
-        if dy is not None:
-            dy = dy.reshape(T, B, D, K).contiguous()
-        dh_n = None if dh_n is None else dh_n.contiguous()
-        dc_n = None if dc_n is None else dc_n.contiguous()
-        dxp, dhg, dhs, dh0, dc0 = kernels.backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths,
-                                                   whh, whr, cell)
-        need = ctx.needs_input_grad  # (cell, lengths, x, h0, c0, *weights)
-        TB = T * B
-        grad_x = None
-        if need[2]:
-            grad_x = (dxp.view(TB, D * G * H) @ w_ih).view(T, B, I)
-        x2d = x.reshape(TB, I)
-        grads = []
+
+# -- autograd of tritonrnn::recurrence_forward ----------------------------------------------
+
+
+def _setup_context(ctx, inputs, output):
+    xp, whh, bhn, whr, h0, c0, lengths, cell, training = inputs
+    y, _, _, act, cs = output
+    ctx.cell, ctx.training = cell, training
+    ctx.has_bhn, ctx.has_whr = bhn is not None, whr is not None
+    # Outputs nobody used arrive as None, and the kernel skips them (HAS_DY, ...).
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(h0, c0, lengths, whh, whr, y, act, cs)
+
+
+def _backward(ctx, dy, dh_n, dc_n, _dact, _dcs):
+    if not ctx.training:
+        raise RuntimeError("tritonrnn: backward through a recurrence run without its saved "
+                           "activations (training=False)")
+    h0, c0, lengths, whh, whr, y, act, cs = ctx.saved_tensors
+    cell = ctx.cell
+    lstm = cell == "LSTM"
+    dxp, dhg, dhs, dh0, dc0 = recurrence_backward(
+        dy, dh_n, dc_n if lstm else None, act, cs if lstm else None, y, h0, c0, lengths, whh,
+        whr, cell)
+    need = ctx.needs_input_grad  # (xp, whh, bhn, whr, h0, c0, lengths, cell, training)
+    T, B, D, G, H = dxp.shape
+    K = whh.shape[2]
+    TB = T * B
+    grad_whh = grad_bhn = grad_whr = None
+    if need[1]:
+        rows = []
         for d in range(D):
-            g_in = dxp[:, :, d].reshape(TB, G * H)
-            if cell == "GRU":
-                g_rec = torch.cat([g_in[:, :2 * H], dhg[d].reshape(TB, H)], dim=1)
-            else:
-                g_rec = g_in
-            base = 5 + d * _PER_DIRECTION
-            grad_w_ih = g_in.t() @ x2d if need[base] else None
-            grad_w_hh = None
-            if need[base + 1]:
-                h0_d = h0[d] if h0 is not None else y.new_zeros(B, K)
-                h_prev = _previous_states(y[:, :, d], h0_d, lengths, reverse=d == 1)
-                grad_w_hh = g_rec.t() @ h_prev.reshape(TB, K)
-            grad_b_ih = g_in.sum(0) if ctx.has_bias and need[base + 2] else None
-            grad_b_hh = g_rec.sum(0) if ctx.has_bias and need[base + 3] else None
-            grad_w_hr = None
-            if whr is not None and need[base + 4]:
-                o, c = act[d, :, :, 3], cs[d]
-                math = torch.promote_types(o.dtype, torch.float32)  # cell math in >= fp32
-                h_cell = (o.to(math) * torch.tanh(c.to(math))).to(o.dtype)  # [T, B, H]
-                grad_w_hr = dhs[d].reshape(TB, K).t() @ h_cell.reshape(TB, H)
-            grads += [grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr]
-        grad_h0 = dh0 if ctx.has_h0 and need[3] else None
-        grad_c0 = dc0 if ctx.has_c0 and need[4] else None
-        return (None, None, grad_x, grad_h0, grad_c0, *grads)
+            g_rec = dxp[:, :, d].reshape(TB, G * H)
+            if cell == "GRU":  # the n gate's recurrent part is r * (W_hn h + b_hn)
+                g_rec = torch.cat([g_rec[:, :2 * H], dhg[d].reshape(TB, H)], dim=1)
+            h0_d = h0[d] if h0 is not None else y.new_zeros(B, K)
+            h_prev = _previous_states(y[:, :, d], h0_d, lengths, reverse=d == 1)
+            rows.append(g_rec.t() @ h_prev.reshape(TB, K))
+        grad_whh = torch.stack(rows)
+    if ctx.has_bhn and need[2]:
+        grad_bhn = dhg.sum((1, 2))
+    if ctx.has_whr and need[3]:
+        o, c = act[:, :, :, 3], cs  # [D, T, B, H]
+        math = torch.promote_types(o.dtype, torch.float32)  # cell math in >= fp32
+        h_cell = (o.to(math) * torch.tanh(c.to(math))).to(o.dtype)
+        grad_whr = torch.bmm(dhs.reshape(D, TB, K).transpose(1, 2), h_cell.reshape(D, TB, H))
+    grad_xp = dxp if need[0] else None
+    grad_h0 = dh0 if h0 is not None and need[4] else None
+    grad_c0 = dc0 if lstm and c0 is not None and need[5] else None
+    return grad_xp, grad_whh, grad_bhn, grad_whr, grad_h0, grad_c0, None, None, None
+
+
+recurrence_forward.register_autograd(_backward, setup_context=_setup_context)

@@ -1,6 +1,6 @@
 """Functional entry point: one recurrent layer (all directions) on the Triton kernels."""
 from . import reference
-from .autograd import RecurrentLayerFunction
+from . import autograd
 from .runtime import triton_enabled
 
 
@@ -24,8 +24,4 @@ def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
     if not triton_enabled(x):
         return reference.recurrent_layer(x, weights, mode, h0, c0, lengths)
     flat = [w for direction in weights for w in direction]
-    out = RecurrentLayerFunction.apply(mode, lengths, x, h0, c0, *flat)
-    if mode == "LSTM":
-        return out
-    y, h_n = out
-    return y, h_n, None
+    return autograd.layer(mode, lengths, x, h0, c0, flat)

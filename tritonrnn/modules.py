@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import runtime
+from . import amp, runtime
 from .functional import recurrent_layer
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -164,9 +164,16 @@ class _RecurrentLayers(nn.RNNBase):
         # lengths are sorted descending, so re-packing reproduces batch_sizes exactly.
         return pack_padded_sequence(out, lengths).data, state
 
-    def _forward_triton(self, x, hx, lengths):
+    def _forward_triton(self, x, hx, lengths, cast=None):
         """x: [T, B, I] time-major; hx: None or state [L*D, B, *]; lengths: None or int64 [B]
-        (CPU, sorted descending). Returns (y [T, B, D*K], state)."""
+        (CPU, sorted descending). Returns (y [T, B, D*K], state). cast: the amp.Cast this
+        call runs under (set by the call that handles autocast)."""
+        if cast is None:
+            state = None if hx is None else (hx[1] if self.mode == "LSTM" else hx)
+            cast = amp.plan(self.mode, x.device.type, x, None if state is None else state.dtype,
+                            proj=self.proj_size > 0, packed=lengths is not None)
+            if cast is not None:
+                return self._forward_autocast(x, hx, lengths, cast)
         if x.size(0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         lstm = self.mode == "LSTM"
@@ -181,8 +188,9 @@ class _RecurrentLayers(nn.RNNBase):
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             rows = slice(layer * D, (layer + 1) * D)
+            weights = self._layer_weights(layer)
             x, h, c = recurrent_layer(
-                x, self._layer_weights(layer), self.mode,
+                x, weights if cast is None else cast.weights(weights), self.mode,
                 h0=None if h0 is None else h0[rows],
                 c0=None if c0 is None else c0[rows],
                 lengths=dev_lengths,
@@ -193,6 +201,16 @@ class _RecurrentLayers(nn.RNNBase):
                 x = self._between_layer_dropout(x, lengths)
         h_n = torch.cat(h_n, 0)
         return x, ((h_n, torch.cat(c_n, 0)) if lstm else h_n)
+
+    def _forward_autocast(self, x, hx, lengths, cast):
+        """_forward_triton in cast.compute with autocast off; outputs in torch.nn's dtypes."""
+        lstm = self.mode == "LSTM"
+        with torch.autocast(cast.device_type, enabled=False):
+            hx = None if hx is None else (cast.inputs(*hx) if lstm else cast.inputs(hx)[0])
+            y, state = self._forward_triton(cast.inputs(x)[0], hx, lengths, cast)
+        if lstm:
+            return y.to(cast.y), (state[0].to(cast.h), state[1].to(cast.c))
+        return y.to(cast.y), state.to(cast.h)
 
     def _between_layer_dropout(self, x, lengths):
         """Dropout on one layer's output. PyTorch's native path drops on the packed data when
@@ -348,6 +366,20 @@ def _run_cell(cell, mode, input, states):
     """One step of a cell as a T=1 recurrent_layer call. input [B, I]; states None or
     (h [B, H],) / (h, c). Returns (h [B, H], c [B, H] or None)."""
     weights = [(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, None)]
+    state = None if states is None else states[-1]  # c for LSTM, else h
+    cast = amp.plan(mode, input.device.type, input, None if state is None else state.dtype,
+                    cell=True)
+    if cast is not None:
+        with torch.autocast(cast.device_type, enabled=False):
+            input, weights = cast.inputs(input)[0], cast.weights(weights)
+            states = None if states is None else cast.inputs(*states)
+            h, c = _run_cell_weights(mode, input, states, weights)
+        return h.to(cast.h), (None if c is None else c.to(cast.c))
+    return _run_cell_weights(mode, input, states, weights)
+
+
+def _run_cell_weights(mode, input, states, weights):
+    """_run_cell with its weights given: [(w_ih, w_hh, b_ih, b_hh, None)]."""
     h0 = None if states is None else states[0].unsqueeze(0)
     c0 = None if states is None or mode != "LSTM" else states[1].unsqueeze(0)
     _, h, c = recurrent_layer(input.unsqueeze(0), weights, mode, h0=h0, c0=c0)
