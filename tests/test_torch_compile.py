@@ -183,3 +183,22 @@ def test_layer_compiles_with_inductor_on_cuda(kind):
         assert_close(f"out{i}", a, r, "tf32")
     for i, (a, r) in enumerate(zip(grads, ref_grads)):
         assert_close(f"grad{i}", a, r, "tf32")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_compiles_fullgraph_under_cpu_autocast(kind):
+    """The autocast rules (tritonrnn/amp.py) trace too: same dtypes and values as eager."""
+    _, tri = layer_pair(kind, 3, 5)
+    x = torch.randn(4, 2, 3)
+
+    def run(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y, state = tri(x)
+        return [y, *flat_state(state)]
+
+    compiled, counter = _compile(run)
+    outs, eager = compiled(x), run(x)
+    assert counter.frame_count == 1
+    for i, (a, e) in enumerate(zip(outs, eager)):
+        assert a.dtype == e.dtype
+        assert_close(f"out{i}", a, e)

@@ -57,6 +57,14 @@ def _eligible(t):
     return t.is_floating_point() and t.dtype != torch.float64
 
 
+@torch.compiler.assume_constant_result
+def _onednn_enabled():
+    """Whether torch.nn's CPU LSTM would take oneDNN. Read as a constant while torch.compile
+    traces (Dynamo does not trace torch.backends); flipping the flag later does not
+    recompile."""
+    return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+
+
 def plan(mode, device_type, x, state_dtype, proj=False, cell=False, packed=False):
     """The Cast for a layer (cell=False) or cell (cell=True) with input x (packed: the
     layer's input was a PackedSequence), or None when autocast is off for x's device or x
@@ -74,8 +82,7 @@ def plan(mode, device_type, x, state_dtype, proj=False, cell=False, packed=False
         return Cast(device_type, lower, lower, lower, lower)
     if mode == "GRU":
         return Cast(device_type, state, state, state, state)
-    if not (cell or proj or packed) and torch.backends.mkldnn.is_available() \
-            and torch.backends.mkldnn.enabled:
+    if not (cell or proj or packed) and _onednn_enabled():
         return Cast(device_type, lower, lower, lower, lower)  # oneDNN LSTM
     h = lower if proj else state
     return Cast(device_type, state, h, h, state)
