@@ -202,3 +202,28 @@ def test_compiles_fullgraph_under_cpu_autocast(kind):
     for i, (a, e) in enumerate(zip(outs, eager)):
         assert a.dtype == e.dtype
         assert_close(f"out{i}", a, e)
+
+
+@pytest.mark.parametrize("kind,enforce_sorted", [("lstm_proj", False), ("gru", True)],
+                         ids=["lstm_proj-unsorted", "gru-sorted"])
+def test_packed_input_compiles_fullgraph(kind, enforce_sorted):
+    """A PackedSequence handed to the compiled layer: one graph (our unpack/re-pack are
+    traceable gathers). With an initial state it is not: torch.nn's RNNBase.check_forward_args
+    compares the state's size with batch_sizes[0], a data-dependent value."""
+    ref, tri = layer_pair(kind, 3, 5, proj_size=2, bidirectional=True)
+    lengths = torch.tensor([4, 3, 1] if enforce_sorted else [3, 4, 1])
+    x = torch.randn(4, 3, 3)
+    pack = lambda x: nn.utils.rnn.pack_padded_sequence(  # noqa: E731
+        x, lengths, enforce_sorted=enforce_sorted)
+    compiled, counter = _compile(lambda packed: tri(packed))
+    results = []
+    for fn in (compiled, ref):
+        x_leaf = x.clone().requires_grad_(True)
+        out, state = fn(pack(x_leaf))
+        outs = [out.data, *flat_state(state)]
+        results.append((outs, torch.autograd.grad(_loss(outs), x_leaf)[0]))
+    assert counter.frame_count == 1
+    (outs, grad), (ref_outs, ref_grad) = results
+    for i, (a, e) in enumerate(zip(outs, ref_outs)):
+        assert_close(f"out{i}", a, e)
+    assert_close("grad x", grad, ref_grad)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import amp, runtime
+from . import amp, packing, runtime
 from .functional import recurrent_layer
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -111,7 +111,7 @@ class _RecurrentLayers(nn.RNNBase):
                 hx = self.permute_hidden(hx, sorted_indices)
             self._check_packed(data, hx, batch_sizes)
             if runtime.triton_enabled(data):
-                out, state = self._forward_packed_triton(data, batch_sizes, hx)
+                out, state = self._forward_packed_triton(data, batch_sizes, hx, sorted_indices)
             else:
                 out, state = self._forward_native(data, batch_sizes, hx, int(batch_sizes[0]))
             packed = PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
@@ -157,12 +157,15 @@ class _RecurrentLayers(nn.RNNBase):
             return result[0], (result[1], result[2])
         return result[0], result[1]
 
-    def _forward_packed_triton(self, data, batch_sizes, hx):
-        """Unpack to padded time-major (still in sorted order), run, re-pack."""
-        x, lengths = pad_packed_sequence(PackedSequence(data, batch_sizes))
+    def _forward_packed_triton(self, data, batch_sizes, hx, sorted_indices=None):
+        """Unpack to padded time-major (still in sorted order), run, re-pack (with
+        tritonrnn.packing's traceable gathers, so torch.compile sees through packed input)."""
+        h = None if hx is None else (hx[0] if self.mode == "LSTM" else hx)
+        x, lengths = packing.unpack(data, batch_sizes,
+                                    packing.batch_size(batch_sizes, sorted_indices, h))
         out, state = self._forward_triton(x, hx, lengths)
         # lengths are sorted descending, so re-packing reproduces batch_sizes exactly.
-        return pack_padded_sequence(out, lengths).data, state
+        return packing.repack(out, batch_sizes, data.shape[0]), state
 
     def _forward_triton(self, x, hx, lengths, cast=None):
         """x: [T, B, I] time-major; hx: None or state [L*D, B, *]; lengths: None or int64 [B]
