@@ -1,7 +1,8 @@
-"""Data-parallel training: DistributedDataParallel over two processes (gloo, CPU) gives each
-rank the average of the single-process gradients of the two shards; and parameters replaced
-the way FSDP does it (one flat buffer, each parameter a view into it, swapped in and out) are
-read where they are now, never through a stale cached pointer.
+"""Data-parallel training over two processes (gloo, CPU): DistributedDataParallel and FSDP2
+(fully_shard, which swaps sharded and gathered parameters in and out of the module) give
+each rank the average of the single-process gradients of the two shards. And parameters
+replaced the way FSDP1's flat-parameter mode does it (one flat buffer, each parameter a view
+into it) are read where they are now, never through a stale cached pointer.
 
 The worker processes inherit TRITON_INTERPRET=1 from this process (tests/conftest.py sets it
 before anything imports triton), so the kernels under test are ours, run by the interpreter.
@@ -45,36 +46,70 @@ def _loss(model, x, target):
     return nn.functional.cross_entropy(model(x).reshape(-1, 3), target.reshape(-1))
 
 
-def _ddp_worker(rank, store_path, out_dir):
+def _has_fsdp2():
+    try:
+        from torch.distributed.fsdp import fully_shard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _worker(rank, store_path, out_dir):
+    """One rank: a DDP step and, where torch has it, an FSDP2 (fully_shard) step, each on this
+    rank's shard; saves the full gradients each leaves on this rank."""
     assert os.environ.get("TRITON_INTERPRET") == "1"
     dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank,
                             world_size=WORLD)
     try:
-        model = nn.parallel.DistributedDataParallel(tritonrnn.convert(_model()))
-        _loss(model, *_shard(rank)).backward()
-        grads = {n: p.grad for n, p in model.module.named_parameters()}
-        torch.save(grads, os.path.join(out_dir, f"rank{rank}.pt"))
+        ddp = nn.parallel.DistributedDataParallel(tritonrnn.convert(_model()))
+        _loss(ddp, *_shard(rank)).backward()
+        grads = {n: p.grad for n, p in ddp.module.named_parameters()}
+        torch.save(grads, os.path.join(out_dir, f"ddp{rank}.pt"))
+        if _has_fsdp2():
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import fully_shard
+            mesh = init_device_mesh("cpu", (WORLD,))
+            model = tritonrnn.convert(_model())
+            fully_shard(model.rnn, mesh=mesh)  # the recurrent layer is its own shard unit
+            fully_shard(model, mesh=mesh)
+            _loss(model, *_shard(rank)).backward()
+            grads = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
+            torch.save(grads, os.path.join(out_dir, f"fsdp{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-def test_ddp_two_processes_average_single_process_gradients(tmp_path):
+@pytest.fixture(scope="module")
+def distributed_run(tmp_path_factory):
+    """Runs the two ranks once for this module's tests; returns the folder of their results."""
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available in this build")
-    mp.spawn(_ddp_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD,
-             join=True)
-    # Expected: torch.nn, one process, each shard on its own, gradients averaged.
+    out = tmp_path_factory.mktemp("distributed")
+    mp.spawn(_worker, args=(str(out / "store"), str(out)), nprocs=WORLD, join=True)
+    return out
+
+
+def _averaged_single_process_grads():
+    """torch.nn, one process, each shard on its own, gradients averaged."""
     expected = {}
     for rank in range(WORLD):
         model = _model()
         _loss(model, *_shard(rank)).backward()
         for n, p in model.named_parameters():
             expected[n] = expected.get(n, 0) + p.grad / WORLD
+    return expected
+
+
+@pytest.mark.parametrize("wrapper", ["ddp", "fsdp"])
+def test_two_processes_average_single_process_gradients(distributed_run, wrapper):
+    if wrapper == "fsdp" and not _has_fsdp2():
+        pytest.skip("this torch has no torch.distributed.fsdp.fully_shard (FSDP2)")
+    expected = _averaged_single_process_grads()
     for rank in range(WORLD):
-        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        got = torch.load(distributed_run / f"{wrapper}{rank}.pt", weights_only=True)
         assert set(got) == set(expected)
         for n in expected:
-            assert_close(f"rank{rank} grad {n}", got[n], expected[n])
+            assert_close(f"{wrapper} rank{rank} grad {n}", got[n], expected[n])
 
 
 def _flatten_like_fsdp(module):

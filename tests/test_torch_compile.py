@@ -163,8 +163,10 @@ def test_custom_ops_pass_torch_library_opcheck():
     args = (xp, whh, None, None, h0, c0, lengths, "LSTM", True)
     torch.library.opcheck(recurrence_forward, args)
     y, h_n, c_n, act, cs = recurrence_forward(*args)
+    assert y.shape == (T, B, D * H) and act.shape == (D, T, B, 4, H) and cs.shape == (D, T, B, H)
+    y = y.detach().view(T, B, D, H)
     bwd_args = (torch.randn_like(y), torch.randn_like(h_n), torch.randn_like(c_n),
-                act.detach(), cs.detach(), y.detach(), h0.detach(), c0.detach(), lengths,
+                act.detach(), cs.detach(), y, h0.detach(), c0.detach(), lengths,
                 whh.detach(), None, "LSTM")
     torch.library.opcheck(recurrence_backward, bwd_args)
 

@@ -69,8 +69,10 @@ def layer(cell, lengths, x, h0, c0, weights):
     # requires_grad is known while tracing, so this is a constant of the graph.
     training = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (xp, whh, bhn, whr, h0, c0))
+    # y comes out as [T, B, D*K], not a view of the op's output: wrappers such as FSDP2 hook
+    # the layer's output and warn about views (an in-place op on one would skip the hook).
     y, h_n, c_n, _, _ = recurrence_forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training)
-    return y.view(T, B, D * K), h_n, (c_n if cell == "LSTM" else None)
+    return y, h_n, (c_n if cell == "LSTM" else None)
 
 
 # -- autograd of tritonrnn::recurrence_forward ----------------------------------------------
@@ -93,12 +95,15 @@ def _backward(ctx, dy, dh_n, dc_n, _dact, _dcs):
     h0, c0, lengths, whh, whr, y, act, cs = ctx.saved_tensors
     cell = ctx.cell
     lstm = cell == "LSTM"
+    D, T, B, _, H = act.shape
+    K = whh.shape[2]
+    y = y.view(T, B, D, K)
+    dy = None if dy is None else dy.reshape(T, B, D, K)
     dxp, dhg, dhs, dh0, dc0 = recurrence_backward(
         dy, dh_n, dc_n if lstm else None, act, cs if lstm else None, y, h0, c0, lengths, whh,
         whr, cell)
     need = ctx.needs_input_grad  # (xp, whh, bhn, whr, h0, c0, lengths, cell, training)
-    T, B, D, G, H = dxp.shape
-    K = whh.shape[2]
+    G = dxp.shape[3]
     TB = T * B
     grad_whh = grad_bhn = grad_whr = None
     if need[1]:

@@ -40,13 +40,15 @@ def recurrence_forward(xp: Tensor, whh: Tensor, bhn: Optional[Tensor], whr: Opti
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """kernels.forward as an operator. xp: [T, B, D, G, H]; whh: [D, G*H, K]; bhn: [D, H];
     whr: [D, K, H]; h0: [D, B, K]; c0: [D, B, H]; lengths: int32 [B] on xp's device.
-    Returns y [T, B, D, K], h_n [D, B, K], c_n [D, B, H] (LSTM), and the tensors backward
-    reads when ``training``: act [D, T, B, S, H] and cs [D, T, B, H] (LSTM)."""
+    Returns y [T, B, D*K] (directions side by side, the layer's output layout), h_n
+    [D, B, K], c_n [D, B, H] (LSTM), and the tensors backward reads when ``training``:
+    act [D, T, B, S, H] and cs [D, T, B, H] (LSTM)."""
     y, h_n, c_n, act, cs = kernels.forward(
         xp.contiguous(), whh.contiguous(), _contiguous(bhn), _contiguous(whr), _contiguous(h0),
         _contiguous(c0), _contiguous(lengths), cell, training)
+    T, B, D, K = y.shape
     missing = lambda t: _empty_like_missing(xp) if t is None else t  # noqa: E731
-    return y, h_n, missing(c_n), missing(act), missing(cs)
+    return y.view(T, B, D * K), h_n, missing(c_n), missing(act), missing(cs)
 
 
 @recurrence_forward.register_fake
@@ -56,7 +58,7 @@ def _recurrence_forward_fake(xp, whh, bhn, whr, h0, c0, lengths, cell, training)
     K = whh.shape[2]
     lstm = code == LSTM
     none = lambda: _empty_like_missing(xp)  # noqa: E731
-    return (xp.new_empty((T, B, D, K)), xp.new_empty((D, B, K)),
+    return (xp.new_empty((T, B, D * K)), xp.new_empty((D, B, K)),
             xp.new_empty((D, B, H)) if lstm else none(),
             xp.new_empty((D, T, B, SAVED[code], H)) if training else none(),
             xp.new_empty((D, T, B, H)) if training and lstm else none())
