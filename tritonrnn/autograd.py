@@ -50,7 +50,6 @@ def layer(cell, lengths, x, h0, c0, weights):
     G = GATES[CELL_CODES[cell]]
     w_hh0, b_ih0, w_hr0 = per_direction[0][1], per_direction[0][2], per_direction[0][4]
     H = w_hh0.shape[0] // G
-    K = w_hh0.shape[1]
     w_ih = torch.cat([w[0] for w in per_direction])  # [D*G*H, I]
     x2d = x.reshape(T * B, I)
     if b_ih0 is not None:
