@@ -122,7 +122,8 @@ def traffic(cells, ctx, hiddens=TRAFFIC_HIDDEN, batch=TRAFFIC_BATCH, dtype="fp16
     for cell in cells:
         for H in hiddens:
             shape = Shape(cell, batch=batch, hidden=H, seq=0, input_size=H, suite="traffic")
-            regime = "split" if config.plan(CELL_CODES[cell], H, H, DTYPES[dtype]).split else "fused"
+            split = config.plan(CELL_CODES[cell], H, H, DTYPES[dtype]).split
+            regime = "split" if split else "fused"
             for training in (False, True):
                 T = (3, 6)
                 with warnings.catch_warnings():
@@ -173,17 +174,22 @@ COMPILE_METRICS = (("registers", "registers/thread"), ("spills_bytes", "bytes"),
                    ("tensor_cores", "bool"))
 
 
-def compile_report(ctx, arch="sm_90", timeout=600):
+def compile_report(ctx, arch="sm_90", module="bench.compile_report", timeout=600):
     """Rows from ``python -m bench.compile_report --arch ARCH --quick --json PATH`` run in a
-    subprocess without TRITON_INTERPRET; (rows, note) where note explains an absence."""
-    if importlib.util.find_spec("bench.compile_report") is None:
-        return [], ("compile report: bench.compile_report is not in this tree yet; "
+    subprocess without TRITON_INTERPRET; (rows, note) where note explains an absence.
+
+    The JSON is a list of records with keys kernel, arch, dtype, config, hidden_size,
+    registers, spills_bytes, shared_bytes, shared_limit, tensor_cores, compile_s."""
+    if importlib.util.find_spec(module) is None:
+        return [], (f"compile report: {module} is not in this tree yet; "
                     "see python -m bench.compile_check for the shared-memory check")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    # The subprocess imports from the same places as this process (this tree first).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "compile.json"
-        proc = subprocess.run([sys.executable, "-m", "bench.compile_report", "--arch", arch,
-                               "--quick", "--json", str(path)], cwd=REPO, env=env,
+        proc = subprocess.run([sys.executable, "-m", module, "--arch", arch, "--quick",
+                               "--json", str(path)], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0 or not path.exists():
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
@@ -191,13 +197,23 @@ def compile_report(ctx, arch="sm_90", timeout=600):
         found = json.loads(path.read_text())
     rows = []
     for rec in found:
+        config = rec.get("config", "")
+        if isinstance(config, dict):
+            config = " ".join(f"{k}={v}" for k, v in config.items())
         for key, unit in COMPILE_METRICS:
             rows.append(records.row(
-                ctx, key, int(rec[key]) if key == "tensor_cores" else rec[key], unit,
-                suite=f"compile-report-{rec['arch']}", hidden=rec.get("hidden_size", ""),
-                dtype=rec.get("dtype", ""), provider="tritonrnn",
-                quantity=f"{rec['kernel']} {rec.get('config', '')}".strip()))
+                ctx, key, int(rec[key]), unit, suite=f"compile-report-{rec['arch']}",
+                hidden=rec.get("hidden_size", ""), dtype=rec.get("dtype", ""),
+                provider="tritonrnn", quantity=f"{rec['kernel']} {config}".strip()))
     return rows, None
+
+
+def _worst_ratio(keyed, cell, dtype, quantities):
+    """Our error over torch.nn's in the same dtype, for the quantity where it is largest."""
+    ratios = [keyed[(cell, dtype, "tritonrnn", q)] / max(keyed[(cell, dtype, "torch", q)], 1e-30)
+              for q in quantities if (cell, dtype, "torch", q) in keyed
+              and (cell, dtype, "tritonrnn", q) in keyed]
+    return f"{max(ratios):.1f}x" if ratios else "-"
 
 
 def print_tables(rows, notes):
@@ -211,13 +227,16 @@ def print_tables(rows, notes):
               f"(L={a['layers']}{' bidirectional' if a['bidirectional'] else ''}, "
               f"T={a['seq']} B={a['batch']} I={a['input_size']} H={a['hidden']})")
         quantities = list(dict.fromkeys(r["quantity"] for r in agree))
-        print(f"{'cell':9}{'dtype':6}{'provider':10}" + "".join(f"{q:>13}" for q in quantities))
+        print(f"{'cell':9}{'dtype':6}{'provider':10}" + "".join(f"{q:>13}" for q in quantities)
+              + f"{'worst ours/torch':>18}")
         keyed = {(r["cell"], r["dtype"], r["provider"], r["quantity"]): r["value"] for r in agree}
         for cell, dtype, provider in dict.fromkeys((r["cell"], r["dtype"], r["provider"])
                                                    for r in agree):
             cells = [keyed.get((cell, dtype, provider, q)) for q in quantities]
+            ratio = _worst_ratio(keyed, cell, dtype, quantities) if provider == "tritonrnn" else ""
             print(f"{cell:9}{dtype:6}{provider:10}"
-                  + "".join(f"{v:>13.2e}" if v is not None else f"{'-':>13}" for v in cells))
+                  + "".join(f"{v:>13.2e}" if v is not None else f"{'-':>13}" for v in cells)
+                  + f"{ratio:>18}")
     moved = [r for r in rows if r["metric"] == "bytes_per_step"]
     if moved:
         print("\nTraffic of the forward recurrence (fp16, B=16): launches per sequence at T=3 "

@@ -81,7 +81,8 @@ def _errorbar(ax, xs, sp, provider, label=True, joined=True):
     lo = [max(0.0, s - l) for s, l, _ in sp]
     hi = [max(0.0, h - s) for s, _, h in sp]
     ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker=marker, capsize=3,
-                linewidth=1.2 if joined else 0, elinewidth=1.2, markersize=4, label=PROVIDER_LABEL.get(provider, provider) if label else None)
+                linewidth=1.2 if joined else 0, elinewidth=1.2, markersize=4,
+                label=PROVIDER_LABEL.get(provider, provider) if label else None)
 
 
 def _grid(plt, nrows, ncols):

@@ -12,7 +12,7 @@ from bench import records, shapes, summary
 from bench.measure import measure_case
 from bench.timing import choose_reps, input_set_count, percentile, summarize
 
-# -- statistics ----------------------------------------------------------------------------------
+# -- statistics -----------------------------------------------------------------------------------
 
 
 def test_percentiles_of_a_known_list():
@@ -38,7 +38,7 @@ def test_reps_and_input_sets_stay_in_bounds():
     assert input_set_count(25 * 2**20, 50 * 2**20) == 4      # together twice the cache
 
 
-# -- the shape plan --------------------------------------------------------------------------------
+# -- the shape plan -------------------------------------------------------------------------------
 
 
 def test_anchor_and_references_are_the_issue_figures():
@@ -114,7 +114,7 @@ def test_dry_run_lists_the_plan(capsys):
     assert f"{len(shapes.plan('quick'))} cases x 4 providers" in out
 
 
-# -- measuring with a fake timer, and the CSV schema --------------------------------------------
+# -- measuring with a fake timer, and the CSV schema ----------------------------------------------
 
 
 class FakeTimer:
@@ -192,7 +192,7 @@ def test_row_rejects_unknown_columns():
         records.row(_fake_gpu_context(), "time", 1.0, speed=3)
 
 
-# -- targets ----------------------------------------------------------------------------------------
+# -- targets --------------------------------------------------------------------------------------
 
 
 def _time_rows(ctx, shape, dtype, mode, ms_by_provider):
@@ -229,7 +229,7 @@ def test_targets_verdicts():
     assert verdicts["anchor forward"] is True
 
 
-# -- plots ------------------------------------------------------------------------------------------
+# -- plots ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ def test_plot_refuses_mixed_run_kinds(tmp_path):
         draw(_write(rows, tmp_path / "mixed.csv"), tmp_path)
 
 
-# -- the CPU report ---------------------------------------------------------------------------------
+# -- the CPU report -------------------------------------------------------------------------------
 
 
 def test_cpu_agreement_rows_are_accuracy_not_time():
@@ -324,3 +324,41 @@ def test_cpu_agreement_rows_are_accuracy_not_time():
                                              "grad_weights"}
     for r in rows:
         assert math.isfinite(r["value"]) and r["value"] < 1e-5, r
+
+
+FAKE_COMPILE_REPORT = '''
+import argparse, json, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--arch")
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--json")
+args = parser.parse_args()
+if "TRITON_INTERPRET" in os.environ or not args.quick:
+    sys.exit("expected the interpreter off and --quick")
+json.dump([{"kernel": "fused_forward", "arch": args.arch, "dtype": "fp16",
+            "config": {"BLOCK_H": 128, "num_warps": 8}, "hidden_size": 128, "registers": 168,
+            "spills_bytes": 0, "shared_bytes": 137216, "shared_limit": 232448,
+            "tensor_cores": True, "compile_s": 0.4}], open(args.json, "w"))
+'''
+
+
+def test_compile_report_integration_follows_the_json_contract(tmp_path, monkeypatch):
+    """bench.compile_report is written elsewhere; a stand-in honouring its contract (command
+    line, JSON keys, no interpreter in its environment) feeds the CPU report's rows."""
+    from bench.cpu_report import compile_report
+
+    (tmp_path / "fake_compile_report.py").write_text(FAKE_COMPILE_REPORT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows, note = compile_report(records.context(records.CPU_INTERPRETER),
+                                module="fake_compile_report")
+    assert note is None
+    got = {r["metric"]: r for r in rows}
+    assert set(got) == {"registers", "spills_bytes", "shared_bytes", "shared_limit",
+                        "tensor_cores"}
+    assert got["registers"]["value"] == 168 and got["tensor_cores"]["value"] == 1
+    assert got["shared_bytes"]["suite"] == "compile-report-sm_90"
+    assert got["shared_bytes"]["quantity"] == "fused_forward BLOCK_H=128 num_warps=8"
+
+    rows, note = compile_report(records.context(records.CPU_INTERPRETER),
+                                module="no_such_compile_report")
+    assert rows == [] and "not in this tree" in note
