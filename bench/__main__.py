@@ -128,9 +128,10 @@ class Progress:
     """One status line for a sweep: rewritten in place on a terminal, a line per step
     otherwise."""
 
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.stream, self.start = total, stream, time.time()
-        self.tty = stream.isatty()
+    def __init__(self, total, stream=None):
+        self.total, self.start = total, time.time()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
 
     def show(self, done, what):
         elapsed = time.time() - self.start
@@ -147,15 +148,18 @@ class Progress:
             self.stream.write("\n")
 
 
-def run_gpu(args):
+def run_gpu(args, timer=None, device="cuda", device_name=None):
+    """The GPU benchmark. ``timer``, ``device`` and ``device_name`` are seams for tests, which
+    run this flow on CPU with a fake timer; a real run leaves them alone."""
     from . import records, summary
     from .measure import measure_case
     from .timing import CudaEventTimer
 
     cases = gpu_plan(args)
     torch.backends.cudnn.benchmark = False  # torch.nn's default: what users get
-    timer = CudaEventTimer(args.warmup, args.budget_ms, args.min_reps, args.max_reps)
-    ctx = records.context(records.GPU)
+    if timer is None:
+        timer = CudaEventTimer(args.warmup, args.budget_ms, args.min_reps, args.max_reps)
+    ctx = records.context(records.GPU, device_name)
     path = (args.out or RESULTS) / "gpu.csv"
     writer = records.CsvWriter(path)
     print(f"GPU benchmark on {ctx['device']}: {len(cases)} cases x {len(args.providers)} "
@@ -164,7 +168,7 @@ def run_gpu(args):
     try:
         for i, case in enumerate(cases):
             progress.show(i, f"{case.shape.label()} {case.dtype} {case.mode}")
-            new = measure_case(case, args.providers, timer, "cuda", ctx)
+            new = measure_case(case, args.providers, timer, device, ctx)
             writer.write(new)
             rows += new
         progress.show(len(cases), "done")

@@ -45,6 +45,8 @@ AGREEMENT_SHAPE = dict(batch=3, hidden=20, seq=6, input_size=12, layers=2, bidir
 TRAFFIC_HIDDEN = (64, 128, 256)
 TRAFFIC_BATCH = 16
 REPO = Path(__file__).resolve().parents[1]
+SPLIT_NOTE = ("split regime: the interpreter runs its one-launch-per-step form (programs cannot "
+              "wait on each other there); on a GPU it is one persistent launch per sequence")
 
 
 def _kwargs(shape):
@@ -252,6 +254,8 @@ def print_tables(rows, notes):
                        f"{by[k + ('launches_per_sequence', 'T=6')]}"
             print(f"{r['cell']:9}{r['hidden']:>6}{r['mode']:>18}{r['quantity']:>8}"
                   f"{launches:>10}{r['value']:>12.0f}{bound:>10}{r['value'] / bound:>7.2f}")
+        if any(r["quantity"] == "split" for r in moved):
+            print(SPLIT_NOTE)
     saved = [r for r in rows if r["metric"] == "saved_bytes_per_step"]
     if saved:
         print("\nSaved for backward per timestep (fp16, B=16, one layer-direction)")

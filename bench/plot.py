@@ -318,7 +318,9 @@ def plot_traffic(plt, rows, out):
         ax.grid(True, axis="y", which="both", alpha=0.3)
     fig.suptitle(f"{records.CPU_LABEL}\nForward recurrence traffic counted in the interpreter "
                  f"(fp16, B={moved[0]['batch']}) against the lower bound; launches per sequence "
-                 "at T=3/6", fontsize=10)
+                 "at T=3/6"
+                 + ("\n(split: the interpreter's launch-per-step form; one persistent launch on a "
+                    "GPU)" if any(r["quantity"] == "split" for r in moved) else ""), fontsize=10)
     return [_finish(fig, out / "traffic.png", legend=False)]
 
 

@@ -102,8 +102,14 @@ def build(provider, reference):
         if provider == "loop_compiled":
             # Each new shape compiles a new graph; keep them all instead of falling back to
             # eager once torch's default limit (8 per function) is reached.
-            torch._dynamo.config.recompile_limit = 4096
-            torch._dynamo.config.accumulated_recompile_limit = 65536
+            # (Dynamo moves the entry that hits to the front, so a long cache costs nothing per
+            # call.) The names changed in torch 2.7; set whichever this torch has.
+            config = torch._dynamo.config
+            for name, value in (("recompile_limit", 4096), ("cache_size_limit", 4096),
+                                ("accumulated_recompile_limit", 65536),
+                                ("accumulated_cache_size_limit", 65536)):
+                if hasattr(config, name):
+                    setattr(config, name, value)
         return CellLoop(reference, compile_cells=provider == "loop_compiled")
     raise ValueError(f"unknown provider {provider!r}; choose from {PROVIDERS}")
 

@@ -50,11 +50,12 @@ def _version(module_name):
         return "unknown"
 
 
-def context(run_kind):
-    """The columns every row of this run carries (the timestamp is filled per row)."""
-    if run_kind == GPU:
+def context(run_kind, device=None):
+    """The columns every row of this run carries (the timestamp is filled per row). The device
+    name is the CUDA device's for a GPU run unless given."""
+    if device is None and run_kind == GPU:
         device = torch.cuda.get_device_name()
-    else:
+    elif device is None:
         device = f"CPU {platform.machine()} (Triton interpreter)"
     return {
         "run_kind": run_kind,

@@ -135,9 +135,7 @@ class FakeTimer:
 
 
 def _fake_gpu_context():
-    ctx = records.context(records.CPU_INTERPRETER)
-    ctx.update(run_kind=records.GPU, device="NVIDIA H100 80GB HBM3 (synthetic)")
-    return ctx
+    return records.context(records.GPU, device="NVIDIA H100 80GB HBM3 (synthetic)")
 
 
 def _check_context_columns(rows):
@@ -176,6 +174,23 @@ def test_measure_case_rows(mode, tmp_path):
     back = records.read(path)
     assert len(back) == len(rows) and list(back[0]) == list(records.COLUMNS)
     _check_context_columns(back)
+
+
+def test_gpu_flow_with_a_fake_timer(tmp_path, capsys):
+    """python -m bench's GPU path end to end (plan, measure, CSV, table, targets) on CPU
+    tensors with a fake timer, native torch.nn only."""
+    from bench.__main__ import parse_args, run_gpu
+
+    args = parse_args(["--cells", "GRU", "--batch", "2", "--hidden", "8", "--seq", "3,4",
+                       "--dtypes", "fp32", "--providers", "torch,loop",
+                       "--out", str(tmp_path)])
+    path = run_gpu(args, timer=FakeTimer(), device="cpu", device_name="test device")
+    rows = records.read(path)
+    assert {(r["seq"], r["mode"], r["provider"]) for r in rows if r["metric"] == "time"} == {
+        (t, m, p) for t in ("3", "4") for m in shapes.MODES for p in ("torch", "loop")}
+    assert {r["device"] for r in rows} == {"test device"}
+    out = capsys.readouterr().out
+    assert "GRU B2 H8 T3" in out and "Targets" in out
 
 
 def test_failed_provider_is_an_error_row_not_a_crash():
