@@ -102,7 +102,8 @@ def _finish(fig, path, legend=True):
                     labels.append(lab)
         fig.legend(handles, labels, loc="lower center", ncol=max(1, len(labels)), fontsize=8,
                    frameon=False)
-    fig.tight_layout(rect=(0, 0.05 if legend else 0, 1, 0.9))
+    height = fig.get_figheight()  # keep ~0.8 in for the two-line title, ~0.4 in for the legend
+    fig.tight_layout(rect=(0, 0.4 / height if legend else 0, 1, 1 - 0.8 / height))
     fig.savefig(path, dpi=100)
     _pyplot().close(fig)
     return path
