@@ -152,7 +152,7 @@ def run_gpu(args, timer=None, device="cuda", device_name=None):
     """The GPU benchmark. ``timer``, ``device`` and ``device_name`` are seams for tests, which
     run this flow on CPU with a fake timer; a real run leaves them alone."""
     from . import records, summary
-    from .measure import measure_case
+    from .measure import measure_cases
     from .timing import CudaEventTimer
 
     cases = gpu_plan(args)
@@ -166,9 +166,10 @@ def run_gpu(args, timer=None, device="cuda", device_name=None):
           f"providers -> {path}")
     progress, rows = Progress(len(cases)), []
     try:
-        for i, case in enumerate(cases):
+        def show(i, case):
             progress.show(i, f"{case.shape.label()} {case.dtype} {case.mode}")
-            new = measure_case(case, args.providers, timer, device, ctx)
+
+        for new in measure_cases(cases, args.providers, timer, device, ctx, show):
             writer.write(new)
             rows += new
         progress.show(len(cases), "done")

@@ -5,6 +5,7 @@ The timer is passed in (bench.timing.CudaEventTimer on a GPU, a fake in tests), 
 runs anywhere; only the GPU path calls it with a real timer.
 """
 import sys
+from dataclasses import replace
 
 import torch
 
@@ -56,3 +57,17 @@ def measure_case(case, providers, timer, device, ctx):
                         quantity="output", **common),
         ]
     return rows
+
+
+def measure_cases(cases, providers, timer, device, ctx, before_case=lambda i, case: None):
+    """Yields each case's rows in turn. A point several suites share (every sweep passes
+    through the anchor's shape) is measured once; its rows are repeated under each suite."""
+    done = {}
+    for i, case in enumerate(cases):
+        before_case(i, case)
+        key = (replace(case.shape, suite=""), case.dtype, case.mode)
+        if key in done:
+            yield [dict(r, suite=case.shape.suite) for r in done[key]]
+        else:
+            done[key] = measure_case(case, providers, timer, device, ctx)
+            yield done[key]

@@ -110,7 +110,7 @@ def _finish(fig, path, legend=True):
 
 
 def _device(rows):
-    return sorted({r["device"] for r in rows})[0] if rows else "unknown device"
+    return " / ".join(sorted({r["device"] for r in rows})) or "unknown device"
 
 
 def _sorted_values(rows, column):

@@ -193,6 +193,23 @@ def test_gpu_flow_with_a_fake_timer(tmp_path, capsys):
     assert "GRU B2 H8 T3" in out and "Targets" in out
 
 
+def test_a_point_shared_by_suites_is_measured_once():
+    from dataclasses import replace
+
+    from bench.measure import measure_cases
+
+    shape = shapes.Shape("RNN_TANH", batch=2, hidden=8, seq=2, input_size=4, suite="sweep-batch")
+    cases = [shapes.Case(s, "fp32", "forward")
+             for s in (shape, replace(shape, suite="sweep-seq"), replace(shape, seq=3))]
+    timer = FakeTimer()
+    per_case = list(measure_cases(cases, ("torch",), timer, "cpu", _fake_gpu_context()))
+    assert timer.calls == 2 * 2  # two distinct points, two input sets each
+    assert [{r["suite"] for r in rows} for rows in per_case] == [
+        {"sweep-batch"}, {"sweep-seq"}, {"sweep-batch"}]
+    strip = [{k: v for k, v in r.items() if k != "suite"} for r in per_case[0]]
+    assert strip == [{k: v for k, v in r.items() if k != "suite"} for r in per_case[1]]
+
+
 def test_failed_provider_is_an_error_row_not_a_crash():
     shape = shapes.Shape("GRU", batch=2, hidden=8, seq=2, input_size=4)
     rows = measure_case(shapes.Case(shape, "fp32", "forward"), ("no_such_provider", "torch"),
