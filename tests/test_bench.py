@@ -394,3 +394,25 @@ def test_compile_report_integration_follows_the_json_contract(tmp_path, monkeypa
     rows, note = compile_report(records.context(records.CPU_INTERPRETER),
                                 module="no_such_compile_report")
     assert rows == [] and "not in this tree" in note
+
+
+def test_cpu_run_end_to_end_reports_no_time(tmp_path, capsys):
+    """python -m bench without a GPU, cut down: labelled tables, a CSV with no timing row, and
+    the CPU figures in the folder asked for."""
+    from bench.__main__ import main
+
+    main(["--cells", "RNN", "--dtypes", "fp32", "--no-compile-report", "--batch", "2",
+          "--hidden", "8", "--seq", "3", "--layers", "1", "--bidirectional", "no",
+          "--out", str(tmp_path), "--plots-dir", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert records.CPU_LABEL in out and "nothing is timed" in out
+    rows = records.read(tmp_path / "cpu-interpreter.csv")
+    metrics = {r["metric"] for r in rows}
+    assert {"max_abs_err_vs_float64", "launches_per_sequence", "bytes_per_step",
+            "bytes_per_step_lower_bound"} <= metrics
+    assert not metrics & {"time", "tokens_per_s"}
+    assert {r["run_kind"] for r in rows} == {records.CPU_INTERPRETER}
+    fused = [r for r in rows if r["metric"] == "launches_per_sequence" and r["hidden"] == "64"]
+    assert {r["value"] for r in fused} == {"1"}  # one launch per sequence, whatever T
+    pytest.importorskip("matplotlib")
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"agreement.png", "traffic.png"}
