@@ -363,6 +363,8 @@ import argparse, json, os, sys
 parser = argparse.ArgumentParser()
 parser.add_argument("--arch")
 parser.add_argument("--quick", action="store_true")
+parser.add_argument("--cells")
+parser.add_argument("--hidden")
 parser.add_argument("--json")
 args = parser.parse_args()
 if "TRITON_INTERPRET" in os.environ or not args.quick:
@@ -375,8 +377,9 @@ json.dump([{"kernel": "fused_forward", "arch": args.arch, "dtype": "fp16",
 
 
 def test_compile_report_integration_follows_the_json_contract(tmp_path, monkeypatch):
-    """bench.compile_report is written elsewhere; a stand-in honouring its contract (command
-    line, JSON keys, no interpreter in its environment) feeds the CPU report's rows."""
+    """A stand-in honouring bench.compile_report's contract (command line, JSON keys, no
+    interpreter in its environment) feeds the CPU report's rows without compiling anything
+    (tests/test_compile.py runs the real report)."""
     from bench.cpu_report import compile_report
 
     (tmp_path / "fake_compile_report.py").write_text(FAKE_COMPILE_REPORT)
