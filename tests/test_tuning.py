@@ -168,3 +168,12 @@ def test_tuner_without_gpu_refuses_unless_dry_run(capsys):
     assert len(listed) == len(config.candidates(LSTM, 128, 128, torch.float16,
                                                 include_pruned=True))
     assert "pruned" in out
+
+
+def test_shipped_table_is_readable():
+    """The package ships a table (empty until a GPU tuning run fills it) in the current format."""
+    entries = tuning.read_table(tuning.SHIPPED_TABLE)
+    for e in entries:
+        plan = config.Plan(**e["config"])
+        assert plan in config.candidates(CELL_CODES[e["cell"]], e["hidden"], e["hidden"],
+                                         config.torch_dtype(e["dtype"]))
