@@ -72,7 +72,7 @@ def split_forward_kernel(
     mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
     mask_bp = mask_b[:, None] & (offs_n[None, :] < K)
     state_row = d64 * B + b64            # [BLOCK_B] row of (d, b) in [D, B, *] buffers
-    ring_stride = D * B * K              # elements per ring slot
+    ring_stride = B.to(tl.int64) * D * K  # elements per ring slot; int64: D*B*K can pass 2^31
     w_base = whh_ptr + d64 * G * H * K
     c = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
     if RUN_CELL and HAS_C0:
@@ -212,7 +212,7 @@ def split_backward_kernel(
     mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
     mask_bk = mask_b[:, None] & (offs_n[None, :] < K)
     state_row = d64 * B + b64
-    ring_stride = D * B * K
+    ring_stride = B.to(tl.int64) * D * K  # int64, as in the forward kernel
     w_base = whh_ptr + d64 * G * H * K
     wr_base = whr_ptr + d64 * K * H
     dc = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
