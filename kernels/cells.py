@@ -60,7 +60,8 @@ def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_pre
         if CELL == 0:
             h = tanh(x0 + p0)
         else:
-            h = tl.maximum(x0 + p0, 0.0)
+            pre = x0 + p0
+            h = tl.where(pre < 0.0, 0.0, pre)  # not tl.maximum, which turns NaN into 0
         return h, c_prev, h, h, h, h
 
 
@@ -92,5 +93,5 @@ def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc)
         if CELL == 0:
             d = dh * (1.0 - a0 * a0)
         else:
-            d = tl.where(a0 > 0, dh, 0.0)
+            d = tl.where(a0 <= 0.0, 0.0, dh)  # as torch's threshold_backward: NaN passes dh
         return d, zero, zero, zero, zero, dc, zero
