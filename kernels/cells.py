@@ -4,7 +4,8 @@ All arguments are fp32 (or fp64) tiles of shape [BLOCK_B, BLOCK_H]. Cell codes:
 0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n).
 
 Saved activations ("acts", used by backward), per cell:
-  RNN: a0 = h;  LSTM: i, f, g, o (after their nonlinearities);
+  RNN: none (its activation is h, which backward reads from the output y);
+  LSTM: i, f, g, o (after their nonlinearities);
   GRU: r, z, n, and hn = W_hn h + b_hn (needed for dr).
 """
 import triton
@@ -17,7 +18,7 @@ GRU = 3
 
 CELL_CODES = {"RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU, "LSTM": LSTM, "GRU": GRU}
 GATES = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 3}
-SAVED = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 4}
+SAVED = {RNN_TANH: 0, RNN_RELU: 0, LSTM: 4, GRU: 4}
 
 
 @triton.jit

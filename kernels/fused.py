@@ -139,7 +139,8 @@ def fused_forward_kernel(
         if TRAINING:
             saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
             ty = act_ptr.dtype.element_ty
-            tl.store(act_ptr + saved, a0.to(ty), mask=mask_bh)
+            if S > 0:
+                tl.store(act_ptr + saved, a0.to(ty), mask=mask_bh)
             if S > 1:
                 tl.store(act_ptr + saved + H, a1.to(ty), mask=mask_bh)
                 tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask_bh)
@@ -248,7 +249,11 @@ def fused_backward_kernel(
             dh_cell = dh
 
         saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
-        a0 = tl.load(act_ptr + saved, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        if S > 0:
+            a0 = tl.load(act_ptr + saved, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        else:  # RNN saves nothing: its activation h is this step's output y (K == H)
+            a0 = tl.load(y_ptr + row[:, None] * K + offs_h[None, :], mask=mask_bh,
+                         other=0.0).to(ACC_DTYPE)
         a1 = a0
         a2 = a0
         a3 = a0
