@@ -31,7 +31,9 @@ from torch import nn  # noqa: E402
 import tritonrnn  # noqa: E402
 from tritonrnn import runtime  # noqa: E402
 
-_CLASSES = {"RNN_TANH": ("RNN", {"nonlinearity": "tanh"}), "RNN_RELU": ("RNN", {"nonlinearity": "relu"}),
+# mode -> (class name in torch.nn and tritonrnn, extra constructor arguments)
+_CLASSES = {"RNN_TANH": ("RNN", {"nonlinearity": "tanh"}),
+            "RNN_RELU": ("RNN", {"nonlinearity": "relu"}),
             "LSTM": ("LSTM", {}), "GRU": ("GRU", {})}
 
 

@@ -6,7 +6,7 @@ instead of killing pytest).
 
 How: every tensor whose size scales with B is a view of an anonymous MAP_NORESERVE mapping.
 Such a mapping reserves address space only; a page takes memory when it is first touched, and
-untouched pages read as zero. With B = 2^31 - 16 and H = K = 2 the buffers hold 2^33 to 2^36
+untouched pages read as zero. With B = 2^31 - 16 and H = 2 the buffers hold 2^33 to 2^37
 elements, but only the first batch tile (16 rows) is filled, and the launch grid is cut down to
 that one tile per direction: the programs still compute every offset from the full B, T, D,
 G, H, so the rows they address for t >= 1 or d = 1 lie past 2^31 elements (t*B alone passes
@@ -110,7 +110,8 @@ def check_fused(cell, proj, D):
     small = _problem(cell, proj, D, gen)
     expected = _run_fused(cell, small)
     huge = {k: (v if k not in _BATCH_DIM else _huge(v, _BATCH_DIM[k])) for k, v in small.items()}
-    with mock.patch.object(recurrence, "new_output", lambda shape, dtype, dev: sparse(shape, dtype)), \
+    allocate = lambda shape, dtype, device: sparse(shape, dtype)  # noqa: E731
+    with mock.patch.object(recurrence, "new_output", allocate), \
          mock.patch.object(recurrence, "fused_forward_kernel",
                            _FirstBatchTile(recurrence.fused_forward_kernel, 0)), \
          mock.patch.object(recurrence, "fused_backward_kernel",

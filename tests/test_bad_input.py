@@ -112,8 +112,10 @@ LAYER_FORWARD = {
                                         lambda: (_x(B, T, 2 * I),)),
     # dtype: input vs weights, state vs input, integer input
     "RNN-input-float64": _call(lambda n: n.RNN(I, H), lambda: (_x(T, B, I, dtype=torch.float64),)),
-    "LSTM-input-float16": _call(lambda n: n.LSTM(I, H), lambda: (_x(T, B, I, dtype=torch.float16),)),
-    "GRU-input-int": _call(lambda n: n.GRU(I, H), lambda: (torch.ones(T, B, I, dtype=torch.int64),)),
+    "LSTM-input-float16": _call(lambda n: n.LSTM(I, H),
+                                lambda: (_x(T, B, I, dtype=torch.float16),)),
+    "GRU-input-int": _call(lambda n: n.GRU(I, H),
+                           lambda: (torch.ones(T, B, I, dtype=torch.int64),)),
     "GRU-float64-model-float32-input": _call(lambda n: n.GRU(I, H, dtype=torch.float64),
                                              lambda: (_x(T, B, I),)),
     "RNN-hx-float64": _call(lambda n: n.RNN(I, H),
@@ -183,7 +185,8 @@ LAYER_FORWARD = {
     "RNN-packed-hx-missing-direction": _call(lambda n: n.RNN(I, H, bidirectional=True),
                                              lambda: (_packed(), _x(1, 2, H))),
     # more dtypes
-    "RNN-input-bool": _call(lambda n: n.RNN(I, H), lambda: (torch.ones(T, B, I, dtype=torch.bool),)),
+    "RNN-input-bool": _call(lambda n: n.RNN(I, H),
+                            lambda: (torch.ones(T, B, I, dtype=torch.bool),)),
     "GRU-input-complex": _call(lambda n: n.GRU(I, H),
                                lambda: (torch.ones(T, B, I, dtype=torch.complex64),)),
     "LSTM-float16-model-float32-state": _call(
@@ -192,12 +195,14 @@ LAYER_FORWARD = {
     # LSTM state arity
     "LSTM-hx-three-tensors": _call(lambda n: n.LSTM(I, H),
                                    lambda: (_x(T, B, I), (*_lstm_state(1, B), _x(1, B, H)))),
-    "LSTM-hx-one-tensor-tuple": _call(lambda n: n.LSTM(I, H), lambda: (_x(T, B, I), (_x(1, B, H),))),
+    "LSTM-hx-one-tensor-tuple": _call(lambda n: n.LSTM(I, H),
+                                      lambda: (_x(T, B, I), (_x(1, B, H),))),
     # not a tensor
     "GRU-input-list": _call(lambda n: n.GRU(I, H), lambda: ([[1.0, 2.0, 3.0]],)),
     "RNN-hx-tuple": _call(lambda n: n.RNN(I, H), lambda: (_x(T, B, I), (_x(1, B, H),))),
     # devices: "meta" stands in for a second device (see the module docstring)
-    "LSTM-weights-other-device": _call(lambda n: n.LSTM(I, H, device="meta"), lambda: (_x(T, B, I),)),
+    "LSTM-weights-other-device": _call(lambda n: n.LSTM(I, H, device="meta"),
+                                       lambda: (_x(T, B, I),)),
     "GRU-input-other-device": _call(lambda n: n.GRU(I, H), lambda: (_x(T, B, I).to("meta"),)),
     "RNN-hx-other-device": _call(lambda n: n.RNN(I, H),
                                  lambda: (_x(T, B, I), _x(1, B, H).to("meta"))),
@@ -312,7 +317,8 @@ def test_bad_call_raises_like_torch(call_id):
     fn = BAD_CALLS[call_id]
     ref = _outcome(fn, "torch.nn")
     ours = _outcome(fn, "tritonrnn")
-    assert ref is not None, f"{call_id}: torch.nn accepts this call; it is not a bad call (test bug)"
+    assert ref is not None, \
+        f"{call_id}: torch.nn accepts this call; it is not a bad call (test bug)"
     if call_id not in CONSTRUCTOR:  # a forward call must fail inside torch, not in our lambda
         raised_at = traceback.extract_tb(ref.__traceback__)[-1].filename
         assert raised_at != __file__, f"{call_id}: the call itself is broken: {ref!r} (test bug)"
@@ -332,3 +338,15 @@ def test_bad_call_raises_like_torch(call_id):
     missing = _facts(str(ref)) - _facts(message)
     assert not missing, f"{call_id}: our message {message!r} lacks {sorted(missing)} that " \
                         f"torch's message {str(ref)!r} gives"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("lib", ["torch.nn", "tritonrnn"])
+def test_cpu_and_cuda_mixed(lib):
+    """With a real second device: CUDA weights with a CPU input, and a CUDA input with a CPU
+    state, raise RuntimeError (no kernel launched with a host pointer)."""
+    mod = LIBS[lib].LSTM(I, H).cuda()
+    with pytest.raises(RuntimeError, match="device"):
+        mod(_x(T, B, I))
+    with pytest.raises(RuntimeError, match="device"):
+        mod(_x(T, B, I).cuda(), _lstm_state(1, B))

@@ -279,7 +279,7 @@ def test_long_sequence_on_gpu(mode):
                     reason="needs Linux's lazily backed MAP_NORESERVE mappings")
 def test_offsets_past_2_31():
     """Every kernel (fused and split, forward and backward; LSTM, LSTM-proj, GRU) run on
-    buffers of 2^33..2^36 elements whose rows past 2^31 are really read and written, compared
+    buffers of 2^33 to 2^37 elements whose rows past 2^31 are really read and written, compared
     bit for bit with the same rows computed at B = 16; see tests/offsets_worker.py for how
     this needs almost no memory. In a subprocess, so that a wrapped 32-bit offset (a read
     outside the mapping) fails this test rather than crashing pytest."""

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-import tritonrnn
 from tests.common import cell_pair, flat_state, layer_pair, proj_for
 from tests.tolerances import assert_close
 
