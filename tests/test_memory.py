@@ -92,3 +92,30 @@ def test_no_growth_across_repeated_calls(mode):
             p.grad = None
         counts.append(_live_tensors())
     assert len(set(counts[1:])) == 1, f"live tensors after each call: {counts}"
+
+
+@pytest.mark.parametrize("mode,proj", [("LSTM", 3), ("GRU", 0)], ids=["lstm-proj", "gru"])
+def test_one_direction_keeps_no_weight_copy(mode, proj):
+    """Apart from the parameters themselves, everything a one-directional layer saves grows
+    with T (input, activations, outputs): no copy of a weight is held until backward.
+    (Bidirectional layers join both directions' weights into one tensor for the kernel and
+    keep that; see the README.)"""
+    kw = dict(proj_size=proj) if proj else {}
+    mod = getattr(tritonrnn, mode)(3, 8, num_layers=2, **kw)
+    params = {p.untyped_storage().data_ptr() for p in mod.parameters()}
+
+    def non_parameter_bytes(T):
+        storages = {}
+
+        def pack(t):
+            s = t.untyped_storage()
+            if s.data_ptr() not in params:
+                storages[s.data_ptr()] = s.nbytes()
+            return t
+
+        x = torch.randn(T, 2, 3, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            mod(x)
+        return sum(storages.values())
+
+    assert non_parameter_bytes(4) == 2 * non_parameter_bytes(2)

@@ -27,6 +27,14 @@ def _input_bias(cell, b_ih, b_hh, H):
     return b_ih + b_hh
 
 
+def _joined(join, tensors):
+    """join(tensors) (torch.cat or torch.stack), contiguous. One direction needs no join: the
+    weight itself (or a view of it) is used and saved, so training holds no copy of it."""
+    if len(tensors) == 1:
+        return (tensors[0] if join is torch.cat else tensors[0].unsqueeze(0)).contiguous()
+    return join(tensors).contiguous()
+
+
 def _previous_states(y_d, h0_d, lengths, reverse):
     """[T, B, K]: the state each step started from (y_d: [T, B, K] outputs of one direction)."""
     if not reverse:
@@ -50,7 +58,7 @@ class RecurrentLayerFunction(torch.autograd.Function):
         H = w_hh0.shape[0] // G
         K = w_hh0.shape[1]
         has_bias = weights[2] is not None
-        w_ih = torch.cat([weights[d * _PER_DIRECTION] for d in range(D)])  # [D*G*H, I]
+        w_ih = _joined(torch.cat, [weights[d * _PER_DIRECTION] for d in range(D)])  # [D*G*H, I]
         x2d = x.reshape(T * B, I)
         if has_bias:
             bias = torch.cat([_input_bias(cell, *_direction_weights(weights, d)[2:4], H)
@@ -59,13 +67,13 @@ class RecurrentLayerFunction(torch.autograd.Function):
         else:
             xp = x2d @ w_ih.t()
         xp = xp.view(T, B, D, G, H)
-        whh = torch.stack([weights[d * _PER_DIRECTION + 1] for d in range(D)]).contiguous()
+        whh = _joined(torch.stack, [weights[d * _PER_DIRECTION + 1] for d in range(D)])
         bhn = None
         if cell == "GRU" and has_bias:
             bhn = torch.stack([weights[d * _PER_DIRECTION + 3][2 * H:] for d in range(D)]).contiguous()
         whr = None
         if w_hr0 is not None:
-            whr = torch.stack([weights[d * _PER_DIRECTION + 4] for d in range(D)]).contiguous()
+            whr = _joined(torch.stack, [weights[d * _PER_DIRECTION + 4] for d in range(D)])
         lengths_dev = None if lengths is None else lengths.to(device=x.device, dtype=torch.int32)
         h0c = None if h0 is None else h0.contiguous()
         c0c = None if c0 is None else c0.contiguous()
