@@ -60,8 +60,9 @@ def _compare_layers(kind, x, states, H, **kwargs):
 ONES = [("all1", 1, 1, 1, 1), ("all1-unbatched", 1, None, 1, 1), ("H1-I1", 4, 3, 1, 1)]
 
 
-@pytest.mark.parametrize("T,B,I,H", [pytest.param(*c[1:], id=c[0]) for c in ONES])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind,T,B,I,H", [
+    pytest.param(k, *c[1:], id=f"{k}-{c[0]}") for c in ONES for k in KINDS
+    if c[0] != "H1-I1" or k in ("rnn_relu", "lstm", "gru")])
 def test_sizes_of_one(kind, T, B, I, H):
     if kind == "lstm_proj" and H == 1:
         H = 2  # proj_size must be smaller than hidden_size: the smallest LSTM with projection

@@ -73,8 +73,7 @@ def test_huge_inputs_saturate(kind):
     return their limits (no exp overflow to inf/inf = NaN), and the gradients through the
     saturated gates must match torch.nn's (mostly exact zeros)."""
     x = torch.randn(T, B, I).sign() * 1e4
-    (ref_outs, ref_grads), (tri_outs, tri_grads) = _pair_run(kind, x, _states(kind),
-                                                             bidirectional=True)
+    (ref_outs, ref_grads), (tri_outs, tri_grads) = _pair_run(kind, x, _states(kind, D=1))
     for name in ref_outs:
         assert torch.isfinite(ref_outs[name]).all(), f"torch.nn {name} not finite (test bug)"
         assert_close_nonfinite(name, tri_outs[name], ref_outs[name])
@@ -98,8 +97,8 @@ def test_infinite_inputs(kind):
         assert_close_nonfinite(f"grad {name}", tri_grads[name], ref_grads[name])
 
 
-@pytest.mark.parametrize("regime", ["fused", "split"])
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "lstm_proj", "gru"])
+@pytest.mark.parametrize("kind,regime", [("rnn_tanh", "fused"), ("lstm_proj", "fused"),
+                                         ("gru", "fused"), ("lstm", "split")])
 def test_infinite_state(kind, regime):
     """An infinite initial state: W_hh h is +-inf in every unit (one infinite term per sum),
     so the first step saturates and the rest is finite, as in torch.nn. This guards the
@@ -120,7 +119,7 @@ def test_infinite_state(kind, regime):
 
 
 @pytest.mark.parametrize("where", ["input", "h0"])
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["rnn_relu", "lstm_proj", "gru"])
 def test_nan_stays_in_its_sample(kind, where):
     """A NaN in sample 1 (in its input at step 1, or in its initial state) poisons sample 1
     only: the other samples' outputs, final states and input gradients are finite and match
