@@ -9,6 +9,7 @@ Two regimes:
   interpreter runs them one after another), one launch per step and phase.
 """
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 
@@ -50,19 +51,110 @@ def block(n):
 
 @dataclass(frozen=True)
 class Plan:
+    """One launch configuration of a recurrence (forward and backward use the same)."""
     split: bool
-    block_b: int
+    block_b: int      # batch rows per program
     block_h: int      # fused: all of H; split: hidden units per program
     block_k: int      # fused: all of K; split: reduction chunk
     num_warps: int
+    num_stages: int = 1
+
+    def as_dict(self):
+        return dict(split=self.split, block_b=self.block_b, block_h=self.block_h,
+                    block_k=self.block_k, num_warps=self.num_warps, num_stages=self.num_stages)
 
 
-def plan(cell, hidden, width, dtype):
-    """Regime and tiles for a recurrence with `hidden` units and h of `width` (K)."""
+@functools.lru_cache(maxsize=None)
+def default_plan(cell, hidden, width, dtype):
+    """The plan used when no tuning-table entry applies: the first unpruned candidate (the
+    candidate lists put the conservative choice first)."""
+    options = candidates(cell, hidden, width, dtype)
+    if not options:
+        raise RuntimeError(f"no launch configuration fits cell {cell}, hidden {hidden}, "
+                           f"width {width}, {dtype}: every candidate is pruned")
+    return options[0]
+
+
+# A tuning table (tritonrnn/tuning.py) registers itself here, so kernels/ never imports the
+# layer above it. Called as source(cell, hidden, width, dtype, batch, device) -> Plan | None.
+_plan_source = None
+_forced_plan = None
+
+
+def set_plan_source(source):
+    global _plan_source
+    _plan_source = source
+
+
+@contextlib.contextmanager
+def force_plan(chosen):
+    """Run every recurrence with `chosen` (a Plan): for the tuner and for tests."""
+    global _forced_plan
+    saved, _forced_plan = _forced_plan, chosen
+    try:
+        yield
+    finally:
+        _forced_plan = saved
+
+
+def plan(cell, hidden, width, dtype, batch=None, device=None):
+    """Regime and tiles for a recurrence with `hidden` units and h of `width` (K): a forced
+    plan, else the tuning table's choice for this batch size and device, else the default."""
+    if _forced_plan is not None:
+        return _forced_plan
+    if _forced_split_block is not None:
+        return Plan(True, BLOCK_B, min(_forced_split_block, block(hidden)),
+                    min(SPLIT_BLOCK_KC, block(width)), 4)
+    if _plan_source is not None and batch is not None:
+        chosen = _plan_source(cell, hidden, width, dtype, batch, device)
+        if chosen is not None:
+            return chosen
+    return default_plan(cell, hidden, width, dtype)
+
+
+# -- the launch configurations the library can select --------------------------------------
+
+_TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
+                 "bf16": torch.bfloat16, "fp64": torch.float64}
+
+
+def torch_dtype(name):
+    """torch dtype of a report/tuning dtype name ("tf32" is fp32 tensors, TF32 matmuls)."""
+    return _TORCH_DTYPES[name]
+
+
+def fits_on_chip(cell, hidden, width, dtype):
+    """Whether one program can hold all of W_hh (and W_hr): the fused regime."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     bh, bk = block(hidden), block(width)
     weight_bytes = (GATES[cell] * bh * bk + (bh * bk if width != hidden else 0)) * itemsize
-    if _forced_split_block is None and weight_bytes <= ONCHIP_WEIGHT_BYTES:
-        return Plan(False, BLOCK_B, bh, bk, 4 if bh * bk <= 64 * 64 else 8)
-    bn = _forced_split_block or SPLIT_BLOCK_N
-    return Plan(True, BLOCK_B, min(bn, bh), min(SPLIT_BLOCK_KC, bk), 4)
+    return weight_bytes <= ONCHIP_WEIGHT_BYTES
+
+
+# The search space, kept small on purpose: every candidate is compiled by the compile report
+# for sm_80 and sm_90 (minutes each) and timed by the tuner. Listed conservative first: the
+# default plan is the first one the compile report did not prune.
+# Fused: (batch tile, warps); all of W_hh is on chip, so the H and K tiles are fixed. Batch
+# tile 32 with 4 warps is left out: it spilled for every cell and dtype at H >= 64.
+FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
+# Split: (hidden slice, warps, pipeline stages) with batch tile 16 and a 64-wide reduction
+# chunk. Batch tile 32 and 3 stages spilled in most split configurations when tried.
+SPLIT_SPACE = ((32, 8, 1), (16, 8, 1), (64, 8, 1), (32, 4, 1), (16, 4, 1), (32, 8, 2))
+
+
+def candidates(cell, hidden, width, dtype, include_pruned=False):
+    """Every Plan the library may select for this recurrence, conservative first: the fused
+    regime's plans when all of W_hh fits on chip, then the split regime's. Leaves out the
+    pruned ones (kernels/pruned_configs.json: those the compile report found failing to
+    compile, spilling or over shared memory) unless `include_pruned`."""
+    from .pruning import is_pruned
+    plans = []
+    if fits_on_chip(cell, hidden, width, dtype):
+        plans += [Plan(False, bb, block(hidden), block(width), warps, 1)
+                  for bb, warps in FUSED_SPACE]
+    plans += [Plan(True, BLOCK_B, min(bn, block(hidden)), min(SPLIT_BLOCK_KC, block(width)),
+                   warps, stages) for bn, warps, stages in SPLIT_SPACE]
+    unique = list(dict.fromkeys(plans))
+    if include_pruned:
+        return unique
+    return [p for p in unique if not is_pruned(cell, width != hidden, dtype, p)]

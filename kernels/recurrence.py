@@ -59,7 +59,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
     K = whh.shape[2]
     dev, dtype = xp.device, xp.dtype
     S = SAVED[code]
-    plan = config.plan(code, H, K, dtype)
+    plan = config.plan(code, H, K, dtype, B, dev)
     y = new_output((T, B, D, K), dtype, dev)
     h_n = new_output((D, B, K), dtype, dev)
     c_n = new_output((D, B, H), dtype, dev) if code == LSTM else None
@@ -77,7 +77,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
             lengths if lengths is not None else dummy, y, h_n, c_n if c_n is not None else dummy,
             act if act is not None else dummy, cs if cs is not None else dummy,
             T, B, H, K, D, HAS_H0=h0 is not None, BLOCK_H=plan.block_h, BLOCK_K=plan.block_k,
-            num_warps=plan.num_warps, **flags)
+            num_warps=plan.num_warps, num_stages=plan.num_stages, **flags)
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
@@ -92,7 +92,8 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
     bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
     tail = (lengths if lengths is not None else dummy, y,
             act if act is not None else dummy, cs if cs is not None else dummy, bars)
-    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps, **flags)
+    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
+                num_stages=plan.num_stages, **flags)
     c_first = c0 if c0 is not None else dummy
     if _can_sync(dev, n_prog * n_btiles * D):
         split_forward_kernel[grid](xp, whh, *args, ring, hh, c_first, c_work, *tail,
@@ -131,7 +132,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     G = GATES[code]
     K = whh.shape[2]
     dev, dtype = act.device, act.dtype
-    plan = config.plan(code, H, K, dtype)
+    plan = config.plan(code, H, K, dtype, B, dev)
     dxp = new_output((T, B, D, G, H), dtype, dev)
     dhg = new_output((D, T, B, H), dtype, dev) if code == 3 else None
     dhs = new_output((D, T, B, K), dtype, dev) if whr is not None else None
@@ -148,7 +149,8 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
             opt(dy), opt(dh_n), opt(dc_n), act, opt(cs), y, opt(h0), opt(c0), opt(lengths),
             whh, opt(whr), dxp, opt(dhg), opt(dhs), dh0, opt(dc0),
             T, B, H, K, D, HAS_DHN=dh_n is not None, HAS_DCN=dc_n is not None,
-            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps, **flags)
+            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
+            num_stages=plan.num_stages, **flags)
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
@@ -162,7 +164,8 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
     head = (opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring)
     tail = (dxp, opt(dhg), opt(dhs), bars)
-    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps, **flags)
+    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
+                num_stages=plan.num_stages, **flags)
     dc_first = opt(dc_n)
     if _can_sync(dev, n_prog * n_btiles * D):
         split_backward_kernel[grid](*head, dc_first, dc_work, *tail, 0, T, T, B, H, K, D,
