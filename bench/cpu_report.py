@@ -149,25 +149,23 @@ def traffic(cells, ctx, hiddens=TRAFFIC_HIDDEN, batch=TRAFFIC_BATCH, dtype="fp16
     return rows
 
 
-def saved_bytes(cells, ctx, hiddens=TRAFFIC_HIDDEN, batch=TRAFFIC_BATCH, dtype="fp16"):
-    """Rows of saved_bytes_per_step from bench.memory (issue 6), or none with a note when it is
-    not in this tree. Contract: saved_bytes_per_step(cell, hidden, batch, dtype) -> bytes that
-    training keeps for backward per timestep of one layer-direction."""
-    if importlib.util.find_spec("bench.memory") is None:
-        return [], "saved bytes per step: bench.memory is not in this tree yet (issue 6)"
+def saved_bytes(cells, ctx, hiddens=(64, 128), batch=TRAFFIC_BATCH, dtype="fp32"):
+    """Rows of bytes saved for backward per timestep (one layer-direction, whole batch), for
+    tritonrnn (kernels under the interpreter) and torch.nn (PyTorch's native CPU path), from
+    bench.memory.saved_bytes_per_step. fp32: torch's CPU recurrent layers train in fp32."""
     from . import memory
 
-    fn = getattr(memory, "saved_bytes_per_step", None)
-    if fn is None:
-        return [], "saved bytes per step: bench.memory has no saved_bytes_per_step"
     rows = []
     for cell in cells:
+        mode = "RNN_TANH" if cell == "RNN" else cell
         for H in hiddens:
             shape = Shape(cell, batch=batch, hidden=H, seq=0, input_size=H, suite="memory")
-            rows.append(records.row(ctx, "saved_bytes_per_step",
-                                    fn(cell=cell, hidden=H, batch=batch, dtype=DTYPES[dtype]),
-                                    "bytes", shape=shape, dtype=dtype, provider="tritonrnn",
-                                    mode="forward+backward"))
+            for impl, provider in (("tritonrnn", "tritonrnn"), ("torch.nn", "torch")):
+                saved = memory.saved_bytes_per_step(impl, mode, H, H, batch,
+                                                    dtype=DTYPES[dtype])
+                rows.append(records.row(ctx, "saved_bytes_per_step", saved["per_step"],
+                                        "bytes", shape=shape, dtype=dtype, provider=provider,
+                                        mode="forward+backward"))
     return rows, None
 
 
@@ -260,9 +258,15 @@ def print_tables(rows, notes):
             print(SPLIT_NOTE)
     saved = [r for r in rows if r["metric"] == "saved_bytes_per_step"]
     if saved:
-        print("\nSaved for backward per timestep (fp16, B=16, one layer-direction)")
+        print(f"\nSaved for backward per timestep (fp32, B={TRAFFIC_BATCH}, one layer-direction; "
+              "torch.nn = PyTorch's native CPU path)")
+        print(f"{'cell':9}{'H':>6}{'tritonrnn':>12}{'torch.nn':>12}")
+        pairs = {}
         for r in saved:
-            print(f"{r['cell']:9}{r['hidden']:>6}{r['value']:>12}")
+            pairs.setdefault((r["cell"], r["hidden"]), {})[r["provider"]] = r["value"]
+        for (cell, H), v in pairs.items():
+            print(f"{cell:9}{H:>6}{v.get('tritonrnn', float('nan')):>12.0f}"
+                  f"{v.get('torch', float('nan')):>12.0f}")
     resources = [r for r in rows if r["suite"].startswith("compile-report")]
     if resources:
         print(f"\nCompiled for {resources[0]['suite'].split('-')[-1]} ahead of time "

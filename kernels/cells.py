@@ -4,7 +4,8 @@ All arguments are fp32 (or fp64) tiles of shape [BLOCK_B, BLOCK_H]. Cell codes:
 0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n).
 
 Saved activations ("acts", used by backward), per cell:
-  RNN: a0 = h;  LSTM: i, f, g, o (after their nonlinearities);
+  RNN: none (its activation is h, which backward reads from the output y);
+  LSTM: i, f, g, o (after their nonlinearities);
   GRU: r, z, n, and hn = W_hn h + b_hn (needed for dr).
 """
 import triton
@@ -17,7 +18,7 @@ GRU = 3
 
 CELL_CODES = {"RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU, "LSTM": LSTM, "GRU": GRU}
 GATES = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 3}
-SAVED = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 4}
+SAVED = {RNN_TANH: 0, RNN_RELU: 0, LSTM: 4, GRU: 4}
 
 
 @triton.jit
@@ -60,7 +61,8 @@ def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_pre
         if CELL == 0:
             h = tanh(x0 + p0)
         else:
-            h = tl.maximum(x0 + p0, 0.0)
+            pre = x0 + p0
+            h = tl.where(pre < 0.0, 0.0, pre)  # not tl.maximum, which turns NaN into 0
         return h, c_prev, h, h, h, h
 
 
@@ -92,5 +94,5 @@ def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc)
         if CELL == 0:
             d = dh * (1.0 - a0 * a0)
         else:
-            d = tl.where(a0 > 0, dh, 0.0)
+            d = tl.where(a0 <= 0.0, 0.0, dh)  # as torch's threshold_backward: NaN passes dh
         return d, zero, zero, zero, zero, dc, zero

@@ -64,8 +64,10 @@ def fused_forward_kernel(
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    mask_bh = mask_b[:, None] & (offs_h[None, :] < H)
-    mask_bk = mask_b[:, None] & (offs_k[None, :] < K)
+    col_h = offs_h[None, :] < H
+    col_k = offs_k[None, :] < K
+    mask_bh = mask_b[:, None] & col_h
+    mask_bk = mask_b[:, None] & col_k
 
     # W_hh gate tiles, transposed for h @ W^T: [BLOCK_K, BLOCK_H], loaded once per launch.
     w_base = whh_ptr + d64 * G * H * K
@@ -124,18 +126,21 @@ def fused_forward_kernel(
         # For GRU h_prev is h itself (K == H there); other cells ignore it.
         h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3,
                                                      b_hn, h, c)
+        # Padding lanes (offs_h >= H, offs_k >= K) of the state stay 0: an infinite state
+        # times a padding zero of W is NaN there, which the next dot would spread to the row.
         if PROJ:
-            h_new = mm(h_cell, wr, DOT_DTYPE, ACC_DTYPE, PRECISION)
+            h_new = mm(tl.where(col_h, h_cell, 0.0), wr, DOT_DTYPE, ACC_DTYPE, PRECISION)
         else:
             h_new = h_cell
-        h = tl.where(valid2, h_new, h)
-        c = tl.where(valid2, c_new, c)
+        h = tl.where(valid2 & col_k, h_new, h)
+        c = tl.where(valid2 & col_h, c_new, c)
         tl.store(y_ptr + row[:, None] * K + offs_k[None, :],
                  tl.where(valid2, h_new, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bk)
         if TRAINING:
             saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
             ty = act_ptr.dtype.element_ty
-            tl.store(act_ptr + saved, a0.to(ty), mask=mask_bh)
+            if S > 0:
+                tl.store(act_ptr + saved, a0.to(ty), mask=mask_bh)
             if S > 1:
                 tl.store(act_ptr + saved + H, a1.to(ty), mask=mask_bh)
                 tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask_bh)
@@ -183,8 +188,10 @@ def fused_backward_kernel(
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    mask_bh = mask_b[:, None] & (offs_h[None, :] < H)
-    mask_bk = mask_b[:, None] & (offs_k[None, :] < K)
+    col_h = offs_h[None, :] < H
+    col_k = offs_k[None, :] < K
+    mask_bh = mask_b[:, None] & col_h
+    mask_bk = mask_b[:, None] & col_k
 
     # W_hh gate tiles as stored: [BLOCK_H, BLOCK_K], for dpre @ W.
     w_base = whh_ptr + d64 * G * H * K
@@ -237,12 +244,16 @@ def fused_backward_kernel(
         if PROJ:
             tl.store(dhs_ptr + ((d64 * T + t64) * B + b64)[:, None] * K + offs_k[None, :],
                      tl.where(valid2, dh, 0.0).to(dhs_ptr.dtype.element_ty), mask=mask_bk)
-            dh_cell = mm(dh, wr, DOT_DTYPE, ACC_DTYPE, PRECISION)
+            dh_cell = tl.where(col_h, mm(dh, wr, DOT_DTYPE, ACC_DTYPE, PRECISION), 0.0)
         else:
             dh_cell = dh
 
         saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
-        a0 = tl.load(act_ptr + saved, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        if S > 0:
+            a0 = tl.load(act_ptr + saved, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        else:  # RNN saves nothing: its activation h is this step's output y (K == H)
+            a0 = tl.load(y_ptr + row[:, None] * K + offs_h[None, :], mask=mask_bh,
+                         other=0.0).to(ACC_DTYPE)
         a1 = a0
         a2 = a0
         a3 = a0
@@ -290,8 +301,8 @@ def fused_backward_kernel(
         if G > 3:
             tl.store(dxp_base + 3 * H, g3.to(ty), mask=mask_bh)
             dh_rec += mm(g3, w3, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        dh = tl.where(valid2, dh_rec, dh)
-        dc = tl.where(valid2, dc_prev, dc)
+        dh = tl.where(valid2 & col_k, dh_rec, dh)  # padding lanes stay 0, as in forward
+        dc = tl.where(valid2 & col_h, dc_prev, dc)
 
     tl.store(dh0_ptr + state_bk, dh.to(dh0_ptr.dtype.element_ty), mask=mask_bk)
     if CELL == 2:

@@ -72,7 +72,7 @@ def split_forward_kernel(
     mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
     mask_bp = mask_b[:, None] & (offs_n[None, :] < K)
     state_row = d64 * B + b64            # [BLOCK_B] row of (d, b) in [D, B, *] buffers
-    ring_stride = D * B * K              # elements per ring slot
+    ring_stride = B.to(tl.int64) * D * K  # elements per ring slot; int64: D*B*K can pass 2^31
     w_base = whh_ptr + d64 * G * H * K
     c = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
     if RUN_CELL and HAS_C0:
@@ -139,7 +139,8 @@ def split_forward_kernel(
             if TRAINING:
                 saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_n[None, :]
                 ty = act_ptr.dtype.element_ty
-                tl.store(act_ptr + saved, a0.to(ty), mask=mask_bn)
+                if S > 0:
+                    tl.store(act_ptr + saved, a0.to(ty), mask=mask_bn)
                 if S > 1:
                     tl.store(act_ptr + saved + H, a1.to(ty), mask=mask_bn)
                     tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask_bn)
@@ -212,11 +213,11 @@ def split_backward_kernel(
     mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
     mask_bk = mask_b[:, None] & (offs_n[None, :] < K)
     state_row = d64 * B + b64
-    ring_stride = D * B * K
+    ring_stride = B.to(tl.int64) * D * K  # int64, as in the forward kernel
     w_base = whh_ptr + d64 * G * H * K
     wr_base = whr_ptr + d64 * K * H
     dc = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    if RUN_CELL and HAS_DC:
+    if RUN_CELL and HAS_DC and CELL == 2:  # only LSTM has a c; other cells get a dummy here
         dc += tl.load(dc_in_ptr + state_row[:, None] * H + offs_n[None, :], mask=mask_bn,
                       other=0.0).to(ACC_DTYPE)
     if VARLEN:
@@ -258,7 +259,11 @@ def split_backward_kernel(
                     dh_cell += tl.load(dy_ptr + row[:, None] * K + offs_n[None, :],
                                        mask=mask_bn & valid2, other=0.0).to(ACC_DTYPE)
             saved = seq_row[:, None] * S * H + offs_n[None, :]
-            a0 = tl.load(act_ptr + saved, mask=mask_bn, other=0.0).to(ACC_DTYPE)
+            if S > 0:
+                a0 = tl.load(act_ptr + saved, mask=mask_bn, other=0.0).to(ACC_DTYPE)
+            else:  # RNN saves nothing: its activation h is this step's output y (K == H)
+                a0 = tl.load(y_ptr + row[:, None] * K + offs_n[None, :], mask=mask_bn,
+                             other=0.0).to(ACC_DTYPE)
             a1 = a0
             a2 = a0
             a3 = a0

@@ -28,6 +28,14 @@ def _input_bias(cell, b_ih, b_hh, H):
     return b_ih + b_hh
 
 
+def _joined(join, tensors):
+    """join(tensors) (torch.cat or torch.stack), contiguous. One direction needs no join: the
+    weight itself (or a view of it) is used and saved, so training holds no copy of it."""
+    if len(tensors) == 1:
+        return (tensors[0] if join is torch.cat else tensors[0].unsqueeze(0)).contiguous()
+    return join(tensors).contiguous()
+
+
 def _previous_states(y_d, h0_d, lengths, reverse):
     """[T, B, K]: the state each step started from (y_d: [T, B, K] outputs of one direction)."""
     if not reverse:
@@ -50,7 +58,7 @@ def layer(cell, lengths, x, h0, c0, weights):
     G = GATES[CELL_CODES[cell]]
     w_hh0, b_ih0, w_hr0 = per_direction[0][1], per_direction[0][2], per_direction[0][4]
     H = w_hh0.shape[0] // G
-    w_ih = torch.cat([w[0] for w in per_direction])  # [D*G*H, I]
+    w_ih = _joined(torch.cat, [w[0] for w in per_direction])  # [D*G*H, I]
     x2d = x.reshape(T * B, I)
     if b_ih0 is not None:
         bias = torch.cat([_input_bias(cell, w[2], w[3], H) for w in per_direction])
@@ -58,11 +66,13 @@ def layer(cell, lengths, x, h0, c0, weights):
     else:
         xp = x2d @ w_ih.t()
     xp = xp.view(T, B, D, G, H)
-    whh = torch.stack([w[1] for w in per_direction])  # [D, G*H, K]
+    whh = _joined(torch.stack, [w[1] for w in per_direction])  # [D, G*H, K]
     bhn = None
     if cell == "GRU" and b_ih0 is not None:
         bhn = torch.stack([w[3][2 * H:] for w in per_direction])  # [D, H]
-    whr = None if w_hr0 is None else torch.stack([w[4] for w in per_direction])  # [D, K, H]
+    whr = None  # [D, K, H] when projecting
+    if w_hr0 is not None:
+        whr = _joined(torch.stack, [w[4] for w in per_direction])
     lengths = None if lengths is None else lengths.to(device=x.device, dtype=torch.int32)
     # Keep what backward reads only when a gradient can be asked for. Under torch.compile
     # requires_grad is known while tracing, so this is a constant of the graph.

@@ -4,6 +4,19 @@ from . import autograd
 from .runtime import triton_enabled
 
 
+def _check_same_device(x, weights, h0, c0):
+    """torch.nn's device checks, with its messages: a kernel handed pointers to two devices
+    would read the wrong memory or crash inside the kernel, so refuse before any launch."""
+    for w in (w for direction in weights for w in direction if w is not None):
+        if w.device != x.device:
+            raise RuntimeError("Input and parameter tensors are not at the same device, found "
+                               f"input tensor at {x.device} and parameter tensor at {w.device}")
+    for s in (h0, c0):
+        if s is not None and s.device != x.device:
+            raise RuntimeError("Input and hidden tensors are not at the same device, found "
+                               f"input tensor at {x.device} and hidden tensor at {s.device}")
+
+
 def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
     """Run one recurrent layer over a padded, time-major sequence.
 
@@ -21,6 +34,7 @@ def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
     Runs the Triton kernels on CUDA tensors, and on CPU tensors under TRITON_INTERPRET=1;
     anywhere else it falls back to the plain-PyTorch reference loop.
     """
+    _check_same_device(x, weights, h0, c0)
     if not triton_enabled(x):
         return reference.recurrent_layer(x, weights, mode, h0, c0, lengths)
     flat = [w for direction in weights for w in direction]

@@ -180,6 +180,8 @@ class _RecurrentLayers(nn.RNNBase):
         if x.size(0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         lstm = self.mode == "LSTM"
+        if lstm and hx is not None and len(hx) != 2:
+            raise RuntimeError(f"lstm expects two hidden states, got {len(hx)}")
         h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
         for s in (h0, c0):
             if s is not None and s.dtype != x.dtype:
@@ -327,6 +329,32 @@ class GRU(_RecurrentLayers):
 # -- cells ----------------------------------------------------------------------------------
 
 
+def _check_cell_dims(cell, input, states, hidden_label):
+    """torch.nn's first cell checks (Python, before any C++): input and each state 1-D or 2-D."""
+    name = type(cell).__name__
+    if input.dim() not in (1, 2):
+        raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+    for i, s in enumerate(states or ()):
+        if s.dim() not in (1, 2):
+            label = hidden_label.format(i)
+            raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {s.dim()}D instead")
+
+
+def _lstm_cell_states(cell, input, hx):
+    """LSTMCell's hx as the (h, c) pair, refused as torch.nn refuses it: unbatched input reads
+    hx[0] and hx[1] (IndexError if missing); batched input needs a tuple or list of exactly
+    two tensors (TypeError, RuntimeError)."""
+    _check_cell_dims(cell, input, tuple(hx), "hx[{}]")
+    if input.dim() == 1:
+        return hx[0], hx[1]
+    if not isinstance(hx, (tuple, list)):
+        raise TypeError(f"LSTMCell: hx (argument 2) must be a tuple (h, c) of two Tensors, "
+                        f"not {type(hx).__name__}")
+    if len(hx) != 2:
+        raise RuntimeError(f"lstm_cell expects two hidden states, got {len(hx)}")
+    return tuple(hx)
+
+
 def _prepare_cell(cell, input, states, hidden_label):
     """Checks and batching for the Triton path of a cell, in PyTorch's order and with its
     exception types (its native cells make the size checks in C++, which we don't reach).
@@ -334,13 +362,7 @@ def _prepare_cell(cell, input, states, hidden_label):
     ``states``: None or a tuple of 1-D/2-D state tensors. Returns (input [B, I], states as a
     tuple of [B, *] tensors or None, batched)."""
     name = type(cell).__name__
-    if input.dim() not in (1, 2):
-        raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
-    if states is not None:
-        for i, s in enumerate(states):
-            if s.dim() not in (1, 2):
-                label = hidden_label.format(i)
-                raise ValueError(f"{name}: Expected {label} to be 1D or 2D, got {s.dim()}D instead")
+    _check_cell_dims(cell, input, states, hidden_label)
     batched = input.dim() == 2
     if not batched:
         input = input.unsqueeze(0)
@@ -410,8 +432,8 @@ class LSTMCell(nn.LSTMCell):
     def forward(self, input, hx=None):
         if not runtime.triton_enabled(input):
             return super().forward(input, hx)
-        input, states, batched = _prepare_cell(self, input, None if hx is None else tuple(hx),
-                                               "hx[{}]")
+        states = None if hx is None else _lstm_cell_states(self, input, hx)
+        input, states, batched = _prepare_cell(self, input, states, "hx[{}]")
         h, c = _run_cell(self, "LSTM", input, states)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
