@@ -170,16 +170,28 @@ def _compile_batch(keys, unique, results, workers, progress, start, total):
     return [k for k in keys if k not in results]
 
 
+def _record_key(job, arch):
+    return (f"sm_{arch}", job["kernel"], job["cell"], job["dtype"], job["hidden_size"],
+            json.dumps(job["config"], sort_keys=True))
+
+
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
-        progress=sys.stderr):
-    """Compile every job; jobs sharing a binary are compiled once and share its numbers."""
+        progress=sys.stderr, known=()):
+    """Compile every job; jobs sharing a binary are compiled once and share its numbers.
+    `known`: records of earlier runs of the same kernels, reused instead of recompiled."""
+    reuse = {(r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"],
+              json.dumps(r["config"], sort_keys=True)): r for r in known}
     work = [(job, arch) for arch in archs for job in jobs(cells, dtypes, hiddens, forms, scope)]
+    reused = [reuse[_record_key(job, arch)] for job, arch in work
+              if _record_key(job, arch) in reuse]
+    work = [(job, arch) for job, arch in work if _record_key(job, arch) not in reuse]
     unique = {}
     for job, arch in work:
         unique.setdefault(_compile_key(job, arch), (job, arch))
     keys = list(unique)
-    print(f"compile report: {len(work)} records, {len(keys)} distinct compilations, "
-          f"archs {archs}", file=progress, flush=True)
+    print(f"compile report: {len(work) + len(reused)} records, {len(keys)} distinct "
+          f"compilations ({len(reused)} records reused), archs {archs}", file=progress,
+          flush=True)
     # A private, empty Triton cache: a cache hit skips ptxas (no register/spill numbers) and
     # would make compile times meaningless.
     os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="tritonrnn-compile-report-")
@@ -197,7 +209,7 @@ def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
                 job, arch = unique[key]
                 results[key] = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
                                     error="compiler process crashed", ok=False, compile_s=0.0)
-    records = []
+    records = list(reused)
     for job, arch in work:
         shared = results[_compile_key(job, arch)]
         fields = {k: v for k, v in shared.items() if k not in job}
@@ -264,6 +276,8 @@ def main(argv=None):
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
                              "failures in these report files (e.g. a --scope space run for "
                              "sm_90, then a --scope selectable run for sm_80)")
+    parser.add_argument("--reuse", nargs="+", default=(), metavar="JSON",
+                        help="records of earlier runs (same kernels) to reuse, not recompile")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     if args.prune_from:
@@ -285,8 +299,12 @@ def main(argv=None):
     forms = compile_specs.KERNEL_FORMS if forms == "all" else compile_specs.PERSISTENT_FORMS
     scope = args.scope or ("selectable" if args.full else "shipped")
     archs = _parse_arch(args.arch)
+    known = []
+    for path in args.reuse:
+        with open(path) as f:
+            known += json.load(f)
     records = run(archs, args.cells.split(","), args.dtypes.split(","), hiddens, forms, scope,
-                  args.workers)
+                  args.workers, known=known)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

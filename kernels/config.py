@@ -64,10 +64,23 @@ class Plan:
                     block_k=self.block_k, num_warps=self.num_warps, num_stages=self.num_stages)
 
 
-@functools.lru_cache(maxsize=None)
+def math_dtype_name(dtype):
+    """Name of the matmul arithmetic a recurrence on `dtype` tensors uses: fp32 tensors run
+    TF32 matmuls when torch.backends.cudnn.allow_tf32 is set (torch's default for its
+    recurrent layers), which compiles to different kernels."""
+    if dtype == torch.float32:
+        return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}[dtype]
+
+
 def default_plan(cell, hidden, width, dtype):
     """The plan used when no tuning-table entry applies: the first unpruned candidate (the
     candidate lists put the conservative choice first)."""
+    return _default_plan(cell, hidden, width, dtype, math_dtype_name(dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _default_plan(cell, hidden, width, dtype, math_name):
     options = candidates(cell, hidden, width, dtype)
     if not options:
         raise RuntimeError(f"no launch configuration fits cell {cell}, hidden {hidden}, "
@@ -137,9 +150,12 @@ def fits_on_chip(cell, hidden, width, dtype):
 # Fused: (batch tile, warps); all of W_hh is on chip, so the H and K tiles are fixed. Batch
 # tile 32 with 4 warps is left out: it spilled for every cell and dtype at H >= 64.
 FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
-# Split: (hidden slice, warps, pipeline stages) with batch tile 16 and a 64-wide reduction
-# chunk. Batch tile 32 and 3 stages spilled in most split configurations when tried.
-SPLIT_SPACE = ((32, 8, 1), (16, 8, 1), (64, 8, 1), (32, 4, 1), (16, 4, 1), (32, 8, 2))
+# Split: (hidden slice, warps, pipeline stages, reduction chunk) with batch tile 16. Batch
+# tile 32 and 3 stages spilled in most split configurations when tried; fp32 (no tensor
+# cores: FMA dots hold whole operand rows per thread) needs the narrower chunk or more warps.
+SPLIT_SPACE = ((32, 8, 1, 64), (16, 8, 1, 64), (64, 8, 1, 64), (32, 4, 1, 64), (16, 4, 1, 64),
+               (32, 8, 2, 64), (16, 8, 1, 32), (32, 8, 1, 32), (16, 4, 1, 32), (32, 8, 2, 32),
+               (16, 16, 1, 64), (32, 16, 1, 32))
 
 
 def candidates(cell, hidden, width, dtype, include_pruned=False):
@@ -152,9 +168,10 @@ def candidates(cell, hidden, width, dtype, include_pruned=False):
     if fits_on_chip(cell, hidden, width, dtype):
         plans += [Plan(False, bb, block(hidden), block(width), warps, 1)
                   for bb, warps in FUSED_SPACE]
-    plans += [Plan(True, BLOCK_B, min(bn, block(hidden)), min(SPLIT_BLOCK_KC, block(width)),
-                   warps, stages) for bn, warps, stages in SPLIT_SPACE]
+    plans += [Plan(True, BLOCK_B, min(bn, block(hidden)), min(kc, block(width)), warps, stages)
+              for bn, warps, stages, kc in SPLIT_SPACE]
     unique = list(dict.fromkeys(plans))
     if include_pruned:
         return unique
-    return [p for p in unique if not is_pruned(cell, width != hidden, dtype, p)]
+    name = math_dtype_name(dtype)
+    return [p for p in unique if not is_pruned(cell, width != hidden, name, p)]

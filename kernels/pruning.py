@@ -14,8 +14,6 @@ from .cells import CELL_CODES
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
 _NAMES = {v: k for k, v in CELL_CODES.items()}
-_DTYPE_NAMES = {"float32": ("fp32", "tf32"), "float16": ("fp16",), "bfloat16": ("bf16",),
-                "float64": ("fp64",)}
 
 
 def _key(cell_name, proj, dtype_name, config):
@@ -32,11 +30,10 @@ def _pruned():
     return frozenset(_key(e["cell"], e["proj"], e["dtype"], e["config"]) for e in entries)
 
 
-def is_pruned(cell, proj, dtype, plan):
-    """cell: code; proj: LSTM with projection; dtype: torch dtype; plan: config.Plan."""
-    names = _DTYPE_NAMES[str(dtype).removeprefix("torch.")]
-    config = plan.as_dict()
-    return any(_key(_NAMES[cell], proj, n, config) in _pruned() for n in names)
+def is_pruned(cell, proj, dtype_name, plan):
+    """cell: code; proj: LSTM with projection; dtype_name: "fp32", "tf32", "fp16", "bf16" or
+    "fp64" (config.math_dtype_name); plan: config.Plan."""
+    return _key(_NAMES[cell], proj, dtype_name, plan.as_dict()) in _pruned()
 
 
 def entries_from_report(records):
@@ -52,10 +49,12 @@ def entries_from_report(records):
             continue
         seen.add(key)
         why = r.get("error") or ", ".join(
-            w for w, bad in ((f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
+            w for w, bad in ((f"{r['registers']} registers", r["registers"] < 0),
+                             (f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
                              (f"shared {r['shared_bytes']} > {r['shared_limit']}",
                               r["shared_bytes"] > r["shared_limit"]),
-                             ("no tensor cores", not r["tensor_cores"])) if bad)
+                             ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
+                              and not r["tensor_cores"])) if bad)
         entries.append(dict(cell=cell, proj=proj, dtype=r["dtype"], config=r["config"],
                             why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {why}"))
     return entries

@@ -31,18 +31,23 @@ def _entry(config_plan, hidden=128, bucket=16, cell="LSTM", dtype="fp16", device
                 batch_bucket=bucket, config=config_plan.as_dict(), ms=1.0)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_default_plan_is_an_unpruned_candidate(dtype):
+@pytest.mark.parametrize("dname", ["fp32", "tf32", "fp16", "bf16"])
+def test_every_shape_has_an_unpruned_default(dname, monkeypatch):
+    """No shape is left without a launch configuration (with and without projection)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
+    dtype = config.torch_dtype(dname)
     for cell, hidden in SHAPES:
-        plan = config.default_plan(cell, hidden, hidden, dtype)
-        assert plan in config.candidates(cell, hidden, hidden, dtype)
-        assert not pruning.is_pruned(cell, False, dtype, plan)
-        if plan.split:
-            assert plan.block_h <= config.block(hidden)
+        for width in {hidden, max(1, hidden // 4), max(1, hidden - 1)} if cell == LSTM else {hidden}:
+            plan = config.default_plan(cell, hidden, width, dtype)
+            assert plan in config.candidates(cell, hidden, width, dtype)
+            assert not pruning.is_pruned(cell, width != hidden, dname, plan)
+            if plan.split:
+                assert plan.block_h <= config.block(hidden)
 
 
-def test_pruned_configs_never_selectable():
-    """Every entry of the shipped pruned list is absent from the candidates of its shape."""
+def test_pruned_configs_never_selectable(monkeypatch):
+    """Every entry of the shipped pruned list is absent from the candidates of its shape
+    (fp32 entries with TF32 off, tf32 entries with it on)."""
     with open(pruning.PRUNED_FILE) as f:
         entries = json.load(f)["configs"]
     assert entries, "the compile report pruned nothing: expected spilling configs to be listed"
@@ -50,6 +55,7 @@ def test_pruned_configs_never_selectable():
               "bf16": torch.bfloat16}
     for e in entries:
         plan = config.Plan(**e["config"])
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
         for hidden in (16, 32, 64, 128, 256, 512):
             width = max(1, hidden // 4) if e["proj"] else hidden
             assert plan not in config.candidates(CELL_CODES[e["cell"]], hidden, width,

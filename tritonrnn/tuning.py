@@ -53,9 +53,7 @@ def batch_bucket(batch):
 def dtype_name(dtype):
     """Table name of a tensor dtype under the current TF32 setting ("tf32" for fp32 math on
     tensor cores, as torch's recurrent layers do when cudnn.allow_tf32 is set)."""
-    if dtype == torch.float32:
-        return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
-    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}[dtype]
+    return config.math_dtype_name(dtype)
 
 
 def entry_key(entry):
