@@ -63,8 +63,10 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
         for dtype in dtypes:
             for hidden in hiddens:
                 width = max(1, hidden // 4) if cell == "LSTM_PROJ" else hidden
-                plans = config.candidates(CELL_CODES[base_cell], hidden, width,
-                                          config.torch_dtype(dtype), scope == "space")
+                # fp32 and TF32 are pruned separately; candidates() reads the TF32 switch.
+                with config.tf32_for(dtype):
+                    plans = config.candidates(CELL_CODES[base_cell], hidden, width,
+                                              config.torch_dtype(dtype), scope == "space")
                 if scope == "shipped":
                     plans = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
                 for plan in plans:

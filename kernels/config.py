@@ -73,6 +73,19 @@ def math_dtype_name(dtype):
     return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}[dtype]
 
 
+@contextlib.contextmanager
+def tf32_for(name):
+    """Within: fp32 tensors use the arithmetic `name` says ("tf32" on, "fp32" off); other
+    names leave the switch alone."""
+    saved = torch.backends.cudnn.allow_tf32
+    if name in ("fp32", "tf32"):
+        torch.backends.cudnn.allow_tf32 = name == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
 def default_plan(cell, hidden, width, dtype):
     """The plan used when no tuning-table entry applies: the first unpruned candidate (the
     candidate lists put the conservative choice first)."""
@@ -152,10 +165,11 @@ def fits_on_chip(cell, hidden, width, dtype):
 FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
 # Split: (hidden slice, warps, pipeline stages, reduction chunk) with batch tile 16. Batch
 # tile 32 and 3 stages spilled in most split configurations when tried; fp32 (no tensor
-# cores: FMA dots hold whole operand rows per thread) needs the narrower chunk or more warps.
+# cores: FMA dots hold whole operand rows per thread) needs the narrower chunk or more warps;
+# the 16-wide chunks are the last resort of fp32 LSTM with projection on sm_80.
 SPLIT_SPACE = ((32, 8, 1, 64), (16, 8, 1, 64), (64, 8, 1, 64), (32, 4, 1, 64), (16, 4, 1, 64),
                (32, 8, 2, 64), (16, 8, 1, 32), (32, 8, 1, 32), (16, 4, 1, 32), (32, 8, 2, 32),
-               (16, 16, 1, 64), (32, 16, 1, 32))
+               (16, 16, 1, 64), (32, 16, 1, 32), (16, 8, 1, 16), (16, 16, 1, 16))
 
 
 def candidates(cell, hidden, width, dtype, include_pruned=False):

@@ -15,7 +15,7 @@ import tritonrnn
 from tests.common import flat_state, layer_pair
 from tritonrnn.kernels import config
 
-KERNELS = Path(tritonrnn.__file__).resolve().parent / "kernels"
+KERNELS = Path(tritonrnn.kernels.__file__).resolve().parent  # kernels/, installed as tritonrnn.kernels
 
 
 def _run_once(mod, kind, x, states, packed_lengths=None):
