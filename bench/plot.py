@@ -26,6 +26,17 @@ _AXES = {"sweep-batch": "batch", "sweep-hidden": "hidden", "sweep-seq": "seq"}
 _AXIS_LABEL = {"batch": "batch size B", "hidden": "hidden size H", "seq": "sequence length T"}
 
 
+
+def _log_bar_axes(ax, labels, ylabel, title):
+    """Shared look of the bar panels: slanted case labels, log scale, legend, grid."""
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg")  # files only; no display needed
@@ -223,13 +234,7 @@ def plot_anchor(plt, rows, out):
         ax.bar(range(len(values)), values, yerr=errs, color=colors, capsize=3)
         ax.axhline(ANCHOR_TARGET_MS[mode], color="black", linestyle="--", linewidth=1,
                    label=f"target {ANCHOR_TARGET_MS[mode]} ms")
-        ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("ms per call (lower is better)")
-        ax.set_title(mode, fontsize=9)
-        ax.legend(fontsize=8)
-        ax.grid(True, axis="y", which="both", alpha=0.3)
+        _log_bar_axes(ax, labels, "ms per call (lower is better)", mode)
     fig.suptitle(f"Anchor: LSTM B=16 T=1024 H=768 — {_device(rows)}\n"
                  "measured (median, 20th-80th percentile) beside published H100 references",
                  fontsize=10)
@@ -310,13 +315,7 @@ def plot_traffic(plt, rows, out):
         ax.bar([x + 0.2 for x in xs], low, 0.4, color="lightgray", label="lower bound")
         for x, g, b in zip(xs, got, low):
             ax.annotate(f"{g / b:.2g}x", (x, max(g, b)), ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(list(xs))
-        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("global-memory bytes per timestep")
-        ax.set_title(mode, fontsize=9)
-        ax.legend(fontsize=8)
-        ax.grid(True, axis="y", which="both", alpha=0.3)
+        _log_bar_axes(ax, labels, "global-memory bytes per timestep", mode)
     fig.suptitle(f"{records.CPU_LABEL}\nForward recurrence traffic counted in the interpreter "
                  f"(fp16, B={moved[0]['batch']}) against the lower bound; launches per sequence "
                  "at T=3/6"
