@@ -7,9 +7,11 @@ tensor cores (HMMA/HGMMA in the SASS, read with the nvdisasm bundled with triton
 compile time. Must run with TRITON_INTERPRET unset: kernels defined under the interpreter
 cannot be compiled.
 
-    python -m bench.compile_report                       # quick set, readable table
-    python -m bench.compile_report --full --json out.json
+    python -m bench.compile_report                       # shipped configs, readable table
+    python -m bench.compile_report --full --json out.json  # every selectable config and form
     python -m bench.compile_report --arch sm_80,sm_90 --cells LSTM --dtypes fp16
+    python -m bench.compile_report --scope space --json s.json && \
+        python -m bench.compile_report --prune-from s.json   # regenerate the pruned list
 
 Exit status 1 when any selectable configuration fails to compile, spills, exceeds the shared
 memory limit, or (fp16/bf16/tf32) misses tensor-core instructions.
@@ -271,9 +273,6 @@ def main(argv=None):
                         help="the default: quick hidden sizes, shipped configs, persistent forms")
     parser.add_argument("--forms", choices=("persistent", "all"), default=None)
     parser.add_argument("--json", default=None, help="write the records as a JSON list here")
-    parser.add_argument("--write-pruned", action="store_true",
-                        help="rewrite kernels/pruned_configs.json from this run's failures "
-                             "(use with --scope space)")
     parser.add_argument("--prune-from", nargs="+", default=None, metavar="JSON",
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
                              "failures in these report files (e.g. a --scope space run for "
@@ -314,11 +313,6 @@ def main(argv=None):
         print(format_table(records))
     bad = [r for r in records if not r["ok"]]
     print(f"{len(records)} records, {len(bad)} failing", file=sys.stderr)
-    if args.write_pruned:
-        if scope != "space":
-            parser.error("--write-pruned needs --scope space (the pruned list covers the search space)")
-        write_pruned(records, f"python -m bench.compile_report {' '.join(argv or sys.argv[1:])}")
-        return 0  # failures in the search space are what pruning is for
     return 1 if bad else 0
 
 

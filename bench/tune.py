@@ -31,16 +31,10 @@ DEFAULT_BATCH = (1, 8, 16, 32, 64, 128, 256)
 
 
 def all_plans(cell, hidden, width, dtype):
-    """Every plan of the search space (pruned ones included), for the dry run's listing."""
-    with_pruning = config.candidates(cell, hidden, width, dtype)
-    from tritonrnn.kernels import pruning
-    saved = pruning._pruned
-    pruning._pruned = lambda: frozenset()
-    try:
-        everything = config.candidates(cell, hidden, width, dtype)
-    finally:
-        pruning._pruned = saved
-    return [(p, p not in with_pruning) for p in everything]
+    """Every plan of the search space with whether it is pruned, for the dry run's listing."""
+    kept = config.candidates(cell, hidden, width, dtype)
+    return [(p, p not in kept)
+            for p in config.candidates(cell, hidden, width, dtype, include_pruned=True)]
 
 
 def cuda_timer(fn, warmup=3, reps=10):
