@@ -277,13 +277,8 @@ CELL_FORWARD = {
 
 BAD_CALLS = {**CONSTRUCTOR, **LAYER_FORWARD, **CELL_FORWARD}
 
-# Calls where torch raises an exception type we do not copy, and why.
-KNOWN_MISMATCHES = {
-    # torch.nn.LSTM's packed path reorders a 2-D state along a dimension it lacks and raises
-    # IndexError ("Dimension out of range"); we raise RuntimeError with the expected and actual
-    # sizes, as torch.nn itself does for RNN and GRU (GRU-packed-hx-2d).
-    "LSTM-packed-hx-2d": (IndexError, RuntimeError),
-}
+# Calls where torch raises an exception type we do not copy, and why (none at present).
+KNOWN_MISMATCHES = {}
 
 
 def _outcome(fn, lib):

@@ -307,6 +307,13 @@ class LSTM(_RecurrentLayers):
     def _check_packed(self, data, hx, batch_sizes):
         # torch.nn.LSTM leaves packed input to its C++ checks, which raise RuntimeError where
         # check_input raises ValueError (dtype mismatch); keep torch's exception type.
+        if hx is not None and min(hx[0].dim(), hx[1].dim()) < 3:
+            # There, a state with fewer than 3 dimensions fails on indexing dimension 2.
+            d = min(hx[0].dim(), hx[1].dim())
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-d}, {d - 1}], but got 2): "
+                f"packed input needs 3-D hx and cx (num_layers * num_directions, batch, size), "
+                f"got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors")
         try:
             self._check_args(data, hx, batch_sizes)
         except ValueError as err:
