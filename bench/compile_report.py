@@ -152,7 +152,9 @@ def problems(record):
         found.append(f"spills {record['spills_bytes']} B")
     if record["shared_bytes"] > record["shared_limit"]:
         found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
-    if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
+    from tritonrnn.kernels.compile_specs import has_matmul
+    if (record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]
+            and has_matmul(record["kernel"], record["cell"])):
         found.append("no tensor-core instructions")
     return found
 

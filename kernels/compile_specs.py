@@ -33,6 +33,12 @@ def kernel_forms(split, proj):
                  if proj or f != "split_forward_proj")
 
 
+def has_matmul(form, cell):
+    """Whether the form multiplies by a weight matrix: all do except the backward cell phase
+    of an unprojected cell (its recurrent matmul is the separate _rec phase)."""
+    return not (form == "split_backward_cell" and cell != "LSTM_PROJ")
+
+
 def compile_spec(form, cell, dtype, config):
     """(jit function, constexprs) of `form` for `cell` ("LSTM_PROJ" = LSTM with projection),
     `dtype` ("fp32", "tf32", "fp16", "bf16", "fp64") and a Plan.as_dict() `config`."""

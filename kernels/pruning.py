@@ -11,6 +11,7 @@ import json
 import os
 
 from .cells import CELL_CODES
+from .compile_specs import has_matmul
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
 _NAMES = {v: k for k, v in CELL_CODES.items()}
@@ -54,7 +55,8 @@ def entries_from_report(records):
                              (f"shared {r['shared_bytes']} > {r['shared_limit']}",
                               r["shared_bytes"] > r["shared_limit"]),
                              ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
-                              and not r["tensor_cores"])) if bad)
+                              and not r["tensor_cores"]
+                              and has_matmul(r["kernel"], r["cell"]))) if bad)
         entries.append(dict(cell=cell, proj=proj, dtype=r["dtype"], config=r["config"],
                             why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {why}"))
     return entries
