@@ -418,19 +418,28 @@ def _run_cell_weights(mode, input, states, weights):
     return h[0], (None if c is None else c[0])
 
 
+def _single_state_cell(cell, mode, input, hx):
+    """Forward of a cell whose state is one tensor (RNNCell, GRUCell) on the kernels. `mode`
+    may be a function giving it: called after the input checks, so bad input fails first, in
+    torch.nn's order."""
+    input, states, batched = _prepare_cell(cell, input, None if hx is None else (hx,), "hidden")
+    h, _ = _run_cell(cell, mode() if callable(mode) else mode, input, states)
+    return h if batched else h.squeeze(0)
+
+
 class RNNCell(nn.RNNCell):
     """Elman RNN cell; :class:`torch.nn.RNNCell` with a Triton forward."""
 
     def forward(self, input, hx=None):
         if not runtime.triton_enabled(input):
             return super().forward(input, hx)
-        input, states, batched = _prepare_cell(self, input, None if hx is None else (hx,),
-                                               "hidden")
+        return _single_state_cell(self, self._mode, input, hx)
+
+    def _mode(self):
         modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
         if self.nonlinearity not in modes:
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        h, _ = _run_cell(self, modes[self.nonlinearity], input, states)
-        return h if batched else h.squeeze(0)
+        return modes[self.nonlinearity]
 
 
 class LSTMCell(nn.LSTMCell):
@@ -451,7 +460,4 @@ class GRUCell(nn.GRUCell):
     def forward(self, input, hx=None):
         if not runtime.triton_enabled(input):
             return super().forward(input, hx)
-        input, states, batched = _prepare_cell(self, input, None if hx is None else (hx,),
-                                               "hidden")
-        h, _ = _run_cell(self, "GRU", input, states)
-        return h if batched else h.squeeze(0)
+        return _single_state_cell(self, "GRU", input, hx)
