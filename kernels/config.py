@@ -20,13 +20,14 @@ from .cells import GATES
 # Triton reads TRITON_INTERPRET when each kernel is defined, so this is fixed at import.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# Bytes of recurrent weights one program may keep on chip. Triton stages the dot operands
-# through shared memory: 128 KiB of weights plus the h tiles stays inside H100's 227 KiB
-# per-block limit (A100: 163 KiB) -- H <= 128 in fp16/bf16 LSTM, H <= 64 in fp32.
+# Bytes of recurrent weights one program may try to keep on chip: the fused regime's plans
+# are candidates up to this size. Shared memory fits it (H100 227 KiB, A100 163 KiB per
+# block), but Triton keeps the loop-invariant W_hh in registers, which spill above about
+# 64 KiB; the compile report prunes those plans (pruned_configs.json), so e.g. fp16 LSTM
+# runs fused up to H = 64 and split above.
 ONCHIP_WEIGHT_BYTES = 128 * 1024
 BLOCK_B = 16      # batch rows per program; tl.dot needs every dimension >= 16
-SPLIT_BLOCK_N = 64  # hidden units per program in the split regime
-SPLIT_BLOCK_KC = 64  # reduction chunk of the split regime's matmuls
+SPLIT_BLOCK_KC = 64  # reduction chunk of force_split plans (tests)
 
 _forced_split_block = None
 
@@ -177,6 +178,13 @@ def candidates(cell, hidden, width, dtype, include_pruned=False):
     regime's plans when all of W_hh fits on chip, then the split regime's. Leaves out the
     pruned ones (kernels/pruned_configs.json: those the compile report found failing to
     compile, spilling or over shared memory) unless `include_pruned`."""
+    return list(_candidates(cell, hidden, width, dtype, include_pruned,
+                            math_dtype_name(dtype)))
+
+
+@functools.lru_cache(maxsize=None)
+def _candidates(cell, hidden, width, dtype, include_pruned, math_name):
+    # Cached: the tuning-table lookup checks its entry against these on every launch.
     from .pruning import is_pruned
     plans = []
     if fits_on_chip(cell, hidden, width, dtype):
@@ -184,8 +192,7 @@ def candidates(cell, hidden, width, dtype, include_pruned=False):
                   for bb, warps in FUSED_SPACE]
     plans += [Plan(True, BLOCK_B, min(bn, block(hidden)), min(kc, block(width)), warps, stages)
               for bn, warps, stages, kc in SPLIT_SPACE]
-    unique = list(dict.fromkeys(plans))
+    unique = tuple(dict.fromkeys(plans))
     if include_pruned:
         return unique
-    name = math_dtype_name(dtype)
-    return [p for p in unique if not is_pruned(cell, width != hidden, name, p)]
+    return tuple(p for p in unique if not is_pruned(cell, width != hidden, math_name, p))
