@@ -81,10 +81,10 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
 
 def _compile_key(job, arch):
     """Jobs that compile to the same binary (the split regime does not depend on H)."""
-    from tritonrnn.kernels.compile_specs import compile_spec
+    from tritonrnn.kernels.compile_specs import compile_spec, launch_options
     fn, cx = compile_spec(job["kernel"], job["cell"], job["dtype"], job["config"])
     return (arch, fn.__name__, tuple(sorted((k, str(v)) for k, v in cx.items())),
-            job["config"]["num_warps"], job["config"]["num_stages"])
+            tuple(sorted(launch_options(job["kernel"], job["config"]).items())))
 
 
 def _ptxas_numbers(log):
@@ -114,7 +114,8 @@ def compile_job(job, arch):
     from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from tritonrnn.kernels.compile_specs import compile_spec, signature as make_signature
+    from tritonrnn.kernels.compile_specs import compile_spec, launch_options
+    from tritonrnn.kernels.compile_specs import signature as make_signature
     fn, constexprs = compile_spec(job["kernel"], job["cell"], job["dtype"], job["config"])
     signature = make_signature(fn, constexprs, job["dtype"])
     record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch])
@@ -125,8 +126,7 @@ def compile_job(job, arch):
         with contextlib.redirect_stdout(log):
             compiled = triton.compile(
                 ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", arch, 32),
-                options=dict(num_warps=job["config"]["num_warps"],
-                             num_stages=job["config"]["num_stages"]))
+                options=launch_options(job["kernel"], job["config"]))
     except Exception as exc:  # noqa: BLE001 - a compile error is a finding, not a crash
         record.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False,
                       compile_s=round(time.time() - start, 2))
@@ -152,9 +152,7 @@ def problems(record):
         found.append(f"spills {record['spills_bytes']} B")
     if record["shared_bytes"] > record["shared_limit"]:
         found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
-    from tritonrnn.kernels.compile_specs import has_matmul
-    if (record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]
-            and has_matmul(record["kernel"], record["cell"])):
+    if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
         found.append("no tensor-core instructions")
     return found
 
@@ -270,10 +268,12 @@ def main(argv=None):
                              "search space, pruned ones included")
     parser.add_argument("--full", action="store_true",
                         help="all hidden sizes, every selectable candidate and every kernel "
-                             "form, the split regime's per-step twins included")
+                             "form, the split regime's multi-slice forms included")
     parser.add_argument("--quick", action="store_true",
-                        help="the default: quick hidden sizes, shipped configs, persistent forms")
-    parser.add_argument("--forms", choices=("persistent", "all"), default=None)
+                        help="the default: quick hidden sizes, shipped configs, main forms")
+    parser.add_argument("--forms", choices=("main", "all"), default=None,
+                        help="main: the forms ordinary sizes launch; all: also the split "
+                             "regime's multi-slice forms (more hidden slices than SMs)")
     parser.add_argument("--json", default=None, help="write the records as a JSON list here")
     parser.add_argument("--prune-from", nargs="+", default=None, metavar="JSON",
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
@@ -298,8 +298,8 @@ def main(argv=None):
     from tritonrnn.kernels import compile_specs, pruning
     hiddens = (tuple(int(h) for h in args.hidden.split(",")) if args.hidden
                else FULL_HIDDEN if args.full else QUICK_HIDDEN)
-    forms = args.forms or ("all" if args.full else "persistent")
-    forms = compile_specs.KERNEL_FORMS if forms == "all" else compile_specs.PERSISTENT_FORMS
+    forms = args.forms or ("all" if args.full else "main")
+    forms = compile_specs.KERNEL_FORMS if forms == "all" else compile_specs.MAIN_FORMS
     scope = args.scope or ("selectable" if args.full else "shipped")
     archs = _parse_arch(args.arch)
     known = []

@@ -45,8 +45,9 @@ AGREEMENT_SHAPE = dict(batch=3, hidden=20, seq=6, input_size=12, layers=2, bidir
 TRAFFIC_HIDDEN = (64, 128, 256)
 TRAFFIC_BATCH = 16
 REPO = Path(__file__).resolve().parents[1]
-SPLIT_NOTE = ("split regime: the interpreter runs its one-launch-per-step form (programs cannot "
-              "wait on each other there); on a GPU it is one persistent launch per sequence")
+SPLIT_NOTE = ("split regime: one launch per sequence; the interpreter runs it with one program "
+              "per batch tile walking every hidden slice (c kept in memory); W_hh is re-read "
+              "every step, from L2 on a GPU")
 
 
 def _kwargs(shape):

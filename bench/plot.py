@@ -319,8 +319,8 @@ def plot_traffic(plt, rows, out):
     fig.suptitle(f"{records.CPU_LABEL}\nForward recurrence traffic counted in the interpreter "
                  f"(fp16, B={moved[0]['batch']}) against the lower bound; launches per sequence "
                  "at T=3/6"
-                 + ("\n(split: the interpreter's launch-per-step form; one persistent launch on a "
-                    "GPU)" if any(r["quantity"] == "split" for r in moved) else ""), fontsize=10)
+                 + ("\n(split: W_hh re-read every step; the interpreter's one-program-per-batch-tile "
+                    "layout)" if any(r["quantity"] == "split" for r in moved) else ""), fontsize=10)
     return [_finish(fig, out / "traffic.png", legend=False)]
 
 

@@ -9,34 +9,39 @@ import triton.language as tl
 
 from .cells import CELL_CODES, GATES, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
-from .split import split_backward_kernel, split_forward_kernel
+from .split import SPLIT_MAXNREG, split_backward_kernel, split_forward_kernel
 
-# Persistent forms: one launch per sequence. The per-step forms are the split regime's
-# sync-free twins, used when the grid exceeds the SMs (and by the interpreter).
-PERSISTENT_FORMS = ("fused_forward", "fused_backward", "split_forward", "split_backward")
-STEP_FORMS = ("split_forward_cell", "split_forward_proj", "split_backward_cell",
-              "split_backward_rec")
-KERNEL_FORMS = PERSISTENT_FORMS + STEP_FORMS
+# Every form runs a whole sequence in one launch. The main forms are what ordinary sizes
+# launch; the multi-slice forms (MULTI=True: a program walks several hidden slices, keeping
+# c in global memory) run when a split recurrence has more slices than the GPU has SMs.
+MAIN_FORMS = ("fused_forward", "fused_backward", "split_forward", "split_backward")
+MULTI_SLICE_FORMS = ("split_forward_multi", "split_backward_multi")
+KERNEL_FORMS = MAIN_FORMS + MULTI_SLICE_FORMS
 
 _TL = {"fp32": tl.float32, "tf32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16,
        "fp64": tl.float64}
 _PTR = {"fp32": "fp32", "tf32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp64": "fp64"}
 _INT_POINTERS = {"len_ptr", "bar_ptr"}
-_ACC_POINTERS = {"ring_ptr", "c_in_ptr", "c_out_ptr", "dc_in_ptr", "dc_out_ptr"}
+_ACC_POINTERS = {"ring_ptr", "c_ptr", "dc_ptr"}
 
 
 def kernel_forms(split, proj):
     """Kernel forms a plan of this regime launches (`proj`: LSTM with projection)."""
     if not split:
         return ("fused_forward", "fused_backward")
-    return tuple(f for f in PERSISTENT_FORMS[2:] + STEP_FORMS
-                 if proj or f != "split_forward_proj")
+    return MAIN_FORMS[2:] + MULTI_SLICE_FORMS
 
 
-def has_matmul(form, cell):
-    """Whether the form multiplies by a weight matrix: all do except the backward cell phase
-    of an unprojected cell (its recurrent matmul is the separate _rec phase)."""
-    return not (form == "split_backward_cell" and cell != "LSTM_PROJ")
+def is_multi_slice(form):
+    return form in MULTI_SLICE_FORMS
+
+
+def launch_options(form, config):
+    """Compile options the launchers pass with `form` under a Plan.as_dict() `config`."""
+    options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
+    if form.startswith("split"):
+        options["maxnreg"] = SPLIT_MAXNREG
+    return options
 
 
 def compile_spec(form, cell, dtype, config):
@@ -58,16 +63,13 @@ def compile_spec(form, cell, dtype, config):
             common, HAS_DY=True, HAS_DHN=True, HAS_DCN=True, HAS_H0=True, HAS_C0=True,
             BLOCK_H=config["block_h"], BLOCK_K=config["block_k"])
     tiles = dict(BLOCK_N=config["block_h"], BLOCK_KC=config["block_k"])
+    multi = is_multi_slice(form)
     if form.startswith("split_forward"):
-        sync = form == "split_forward"
         return split_forward_kernel, dict(
-            common, **tiles, HAS_C0=True, HAS_BHN=has_bhn, TRAINING=True, SYNC=sync,
-            RUN_CELL=form != "split_forward_proj", RUN_PROJ=proj and form != "split_forward_cell")
+            common, **tiles, HAS_BHN=has_bhn, TRAINING=True, MULTI=multi)
     if form.startswith("split_backward"):
-        sync = form == "split_backward"
         return split_backward_kernel, dict(
-            common, **tiles, HAS_DY=True, HAS_DC=True, HAS_H0=True, HAS_C0=True, SYNC=sync,
-            RUN_CELL=form != "split_backward_rec", RUN_REC=form != "split_backward_cell")
+            common, **tiles, HAS_DY=True, HAS_H0=True, HAS_C0=True, MULTI=multi)
     raise ValueError(f"unknown kernel form {form!r}")
 
 

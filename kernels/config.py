@@ -3,10 +3,9 @@
 Two regimes:
 - fused: one program per (batch tile, direction) holds all of W_hh (and W_hr) on chip for the
   whole sequence (kernels/fused.py).
-- split: the hidden dimension is divided across programs that exchange h through global
-  memory every step (kernels/split.py), either in one persistent launch with a grid-wide
-  barrier (GPU, all programs resident) or, where programs cannot wait on each other (the
-  interpreter runs them one after another), one launch per step and phase.
+- split: the hidden dimension is divided into slices across programs that exchange h through
+  global memory every step (kernels/split.py), in one persistent launch with a barrier per
+  phase among the programs of a batch tile.
 """
 import contextlib
 import functools
@@ -137,6 +136,24 @@ def plan(cell, hidden, width, dtype, batch=None, device=None):
         if chosen is not None:
             return chosen
     return default_plan(cell, hidden, width, dtype)
+
+
+def multi_slice_plan(cell, hidden, width, dtype):
+    """The split plan for a GPU with fewer SMs than the chosen plan has hidden slices: of the
+    candidates that also compile clean in the multi-slice forms, the one with the widest
+    slices (so the fewest per program; the first such in candidate order)."""
+    return _multi_slice_plan(cell, hidden, width, dtype, math_dtype_name(dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _multi_slice_plan(cell, hidden, width, dtype, math_name):
+    from .pruning import is_pruned
+    clean = [p for p in candidates(cell, hidden, width, dtype)
+             if p.split and not is_pruned(cell, width != hidden, math_name, p, multi_slice=True)]
+    if not clean:
+        raise RuntimeError(f"no multi-slice launch configuration fits cell {cell}, hidden "
+                           f"{hidden}, width {width}, {dtype}: every candidate is pruned")
+    return max(clean, key=lambda p: p.block_h)
 
 
 # -- the launch configurations the library can select --------------------------------------

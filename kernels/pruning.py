@@ -1,17 +1,18 @@
 """Launch configurations removed from selection because they cannot run well.
 
-The compile report (bench/compile_report.py --write-pruned) compiles every candidate of
-config.candidates for sm_80 and sm_90 and records here each (cell, dtype, plan) that failed
-to compile, spilled registers or needed more shared memory than the architecture allows.
+The compile report (bench/compile_report.py --prune-from) records here each (cell, dtype,
+plan) of config's search space that failed to compile for sm_80 or sm_90, spilled registers,
+needed more shared memory than the architecture allows or (16-bit, TF32) missed tensor cores.
 config.candidates drops them, so neither the default choice, the tuning table nor the tuner
-can select them.
+can select them; plans that failed only in the multi-slice forms are kept out of
+config.multi_slice_plan.
 """
 import functools
 import json
 import os
 
 from .cells import CELL_CODES
-from .compile_specs import has_matmul
+from .compile_specs import is_multi_slice
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
 _NAMES = {v: k for k, v in CELL_CODES.items()}
@@ -24,39 +25,50 @@ def _key(cell_name, proj, dtype_name, config):
 
 @functools.lru_cache(maxsize=None)
 def _pruned():
+    """(keys pruned outright, keys pruned only as multi-slice plans)."""
     if not os.path.exists(PRUNED_FILE):
-        return frozenset()
+        return frozenset(), frozenset()
     with open(PRUNED_FILE) as f:
         entries = json.load(f)["configs"]
-    return frozenset(_key(e["cell"], e["proj"], e["dtype"], e["config"]) for e in entries)
+    keys = {scope: frozenset(_key(e["cell"], e["proj"], e["dtype"], e["config"])
+                             for e in entries if e.get("forms", "all") == scope)
+            for scope in ("all", "multi_slice")}
+    return keys["all"], keys["multi_slice"]
 
 
-def is_pruned(cell, proj, dtype_name, plan):
+def is_pruned(cell, proj, dtype_name, plan, multi_slice=False):
     """cell: code; proj: LSTM with projection; dtype_name: "fp32", "tf32", "fp16", "bf16" or
-    "fp64" (config.math_dtype_name); plan: config.Plan."""
-    return _key(_NAMES[cell], proj, dtype_name, plan.as_dict()) in _pruned()
+    "fp64" (config.math_dtype_name); plan: config.Plan. With `multi_slice`, also whether the
+    plan fails in the forms that walk several hidden slices per program (kernels/split.py)."""
+    key = _key(_NAMES[cell], proj, dtype_name, plan.as_dict())
+    everywhere, multi_only = _pruned()
+    return key in everywhere or (multi_slice and key in multi_only)
+
+
+def _why(r):
+    return r.get("error") or ", ".join(
+        w for w, bad in ((f"{r['registers']} registers", r["registers"] < 0),
+                         (f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
+                         (f"shared {r['shared_bytes']} > {r['shared_limit']}",
+                          r["shared_bytes"] > r["shared_limit"]),
+                         ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
+                          and not r["tensor_cores"])) if bad)
 
 
 def entries_from_report(records):
-    """Pruned-list entries for every failing compile-report record, one per configuration."""
-    seen, entries = set(), []
+    """Pruned-list entries for every failing compile-report record, one per configuration:
+    forms "all" when a main form failed (never selectable), "multi_slice" when only the
+    multi-slice forms did (not used for hidden sizes with more slices than SMs)."""
+    failures = {}
     for r in records:
         if r["ok"]:
             continue
         proj = r["cell"] == "LSTM_PROJ"
         cell = "LSTM" if proj else r["cell"]
         key = _key(cell, proj, r["dtype"], r["config"])
-        if key in seen:
-            continue
-        seen.add(key)
-        why = r.get("error") or ", ".join(
-            w for w, bad in ((f"{r['registers']} registers", r["registers"] < 0),
-                             (f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
-                             (f"shared {r['shared_bytes']} > {r['shared_limit']}",
-                              r["shared_bytes"] > r["shared_limit"]),
-                             ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
-                              and not r["tensor_cores"]
-                              and has_matmul(r["kernel"], r["cell"]))) if bad)
-        entries.append(dict(cell=cell, proj=proj, dtype=r["dtype"], config=r["config"],
-                            why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {why}"))
-    return entries
+        entry = failures.setdefault(key, dict(
+            cell=cell, proj=proj, dtype=r["dtype"], config=r["config"], forms="multi_slice",
+            why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {_why(r)}"))
+        if not is_multi_slice(r["kernel"]) and entry["forms"] != "all":
+            entry.update(forms="all", why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {_why(r)}")
+    return list(failures.values())

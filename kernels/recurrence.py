@@ -12,7 +12,7 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, SAVED, LSTM
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import split_backward_kernel, split_forward_kernel
+from .split import SPLIT_MAXNREG, split_backward_kernel, split_forward_kernel
 
 _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
               torch.float64: tl.float64}
@@ -34,11 +34,24 @@ def _acc_torch_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _can_sync(device, programs):
-    """A grid-wide barrier needs every program resident at once: GPU only, grid <= SMs."""
-    if device.type != "cuda" or INTERPRET:
-        return False
-    return programs <= torch.cuda.get_device_properties(device).multi_processor_count
+def _sm_count(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _split_layout(plan, code, H, K, dtype, device):
+    """(plan, programs per group, hidden slices) of a split-regime launch. A group (one batch
+    tile and direction) waits at barriers, so all its programs must run at once: one program
+    per slice when the GPU has as many SMs; otherwise the widest-slice plan that is clean in
+    the multi-slice forms, with one program per SM walking several slices. The interpreter
+    runs programs one after another: there one program walks all of a group's slices."""
+    n_slices = triton.cdiv(H, plan.block_h)
+    if INTERPRET or device.type != "cuda":
+        return plan, 1, n_slices
+    sms = _sm_count(device)
+    if n_slices > sms:
+        plan = config.multi_slice_plan(code, H, K, dtype)
+        n_slices = triton.cdiv(H, plan.block_h)
+    return plan, min(n_slices, sms), n_slices
 
 
 def _common(dtype):
@@ -65,7 +78,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
     c_n = new_output((D, B, H), dtype, dev) if code == LSTM else None
     act = new_output((D, T, B, S, H), dtype, dev) if training else None
     cs = new_output((D, T, B, H), dtype, dev) if training and code == LSTM else None
-    flags = dict(CELL=code, G=G, S=S, HAS_C0=c0 is not None, HAS_BHN=bhn is not None,
+    flags = dict(CELL=code, G=G, S=S, HAS_BHN=bhn is not None,
                  PROJ=whr is not None, VARLEN=lengths is not None, TRAINING=training,
                  BLOCK_B=plan.block_b, **_common(dtype))
     dummy = xp  # stands in for pointers a constexpr flag leaves unused
@@ -76,46 +89,36 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
             xp, whh, *args, h0 if h0 is not None else dummy, c0 if c0 is not None else dummy,
             lengths if lengths is not None else dummy, y, h_n, c_n if c_n is not None else dummy,
             act if act is not None else dummy, cs if cs is not None else dummy,
-            T, B, H, K, D, HAS_H0=h0 is not None, BLOCK_H=plan.block_h, BLOCK_K=plan.block_k,
-            num_warps=plan.num_warps, num_stages=plan.num_stages, **flags)
+            T, B, H, K, D, HAS_H0=h0 is not None, HAS_C0=c0 is not None,
+            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
+            num_stages=plan.num_stages, **flags)
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
+    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, dev)
+    n_btiles = triton.cdiv(B, plan.block_b)
+    flags["BLOCK_B"] = plan.block_b
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
     if h0 is not None:
         ring[1].copy_(h0)
     hh = torch.empty((D, B, H), dtype=dtype, device=dev) if whr is not None else dummy
-    c_work = torch.empty((D, B, H), dtype=acc, device=dev) if code == LSTM else dummy
-    n_prog = triton.cdiv(H, plan.block_h)
-    grid = (n_prog, n_btiles, D)
-    bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
-    tail = (lengths if lengths is not None else dummy, y,
-            act if act is not None else dummy, cs if cs is not None else dummy, bars)
-    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
-                num_stages=plan.num_stages, **flags)
-    c_first = c0 if c0 is not None else dummy
-    if _can_sync(dev, n_prog * n_btiles * D):
-        split_forward_kernel[grid](xp, whh, *args, ring, hh, c_first, c_work, *tail,
-                                   0, T, T, B, H, K, D, SYNC=True, RUN_CELL=True,
-                                   RUN_PROJ=whr is not None, **meta)
-        launches.record("split_forward")
-    else:
-        for step in range(T):
-            first = step == 0
-            meta["HAS_C0"] = c0 is not None if first else True
-            split_forward_kernel[grid](xp, whh, *args, ring, hh, c_first if first else c_work,
-                                       c_work, *tail, step, 1, T, B, H, K, D, SYNC=False,
-                                       RUN_CELL=True, RUN_PROJ=False, **meta)
-            launches.record("split_forward_step")
-            if whr is not None:
-                split_forward_kernel[grid](xp, whh, *args, ring, hh, c_work, c_work, *tail,
-                                           step, 1, T, B, H, K, D, SYNC=False,
-                                           RUN_CELL=False, RUN_PROJ=True, **meta)
-                launches.record("split_forward_step")
+    c_work = dummy  # LSTM: c0 in, c_n out
+    if code == LSTM:
+        c_work = torch.zeros((D, B, H), dtype=acc, device=dev)
+        if c0 is not None:
+            c_work.copy_(c0)
+    bars = torch.zeros(1 + n_btiles * D, dtype=torch.int32, device=dev)
+    split_forward_kernel[(progs * n_btiles * D,)](
+        xp, whh, *args, ring, hh, c_work, lengths if lengths is not None else dummy, y,
+        act if act is not None else dummy, cs if cs is not None else dummy, bars,
+        T, B, H, K, D, progs, MULTI=progs < n_slices, BLOCK_N=plan.block_h,
+        BLOCK_KC=plan.block_k, num_warps=plan.num_warps, num_stages=plan.num_stages,
+        maxnreg=SPLIT_MAXNREG, **flags)
+    launches.record("split_forward")
     h_n.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if c_n is not None:
-        c_n.copy_(c_work if T > 0 else (c0 if c0 is not None else torch.zeros_like(c_n)))
+        c_n.copy_(c_work)
     return y, h_n, c_n, act, cs
 
 
@@ -154,41 +157,26 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
+    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, dev)
+    n_btiles = triton.cdiv(B, plan.block_b)
+    flags["BLOCK_B"] = plan.block_b
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
     if dh_n is not None:
         ring[1].copy_(dh_n)
-    dc_work = torch.empty((D, B, H), dtype=acc, device=dev) if code == LSTM else dummy
-    n_prog = triton.cdiv(H, plan.block_h)
-    grid = (n_prog, n_btiles, D)
-    bars = torch.zeros((n_btiles, D), dtype=torch.int32, device=dev)
-    head = (opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring)
-    tail = (dxp, opt(dhg), opt(dhs), bars)
-    meta = dict(BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
-                num_stages=plan.num_stages, **flags)
-    dc_first = opt(dc_n)
-    if _can_sync(dev, n_prog * n_btiles * D):
-        split_backward_kernel[grid](*head, dc_first, dc_work, *tail, 0, T, T, B, H, K, D,
-                                    HAS_DC=dc_n is not None, SYNC=True, RUN_CELL=True,
-                                    RUN_REC=True, **meta)
-        launches.record("split_backward")
-    else:
-        for step in range(T):
-            first = step == 0
-            has_dc = dc_n is not None if first else True
-            split_backward_kernel[grid](*head, dc_first if first else dc_work, dc_work, *tail,
-                                        step, 1, T, B, H, K, D, HAS_DC=has_dc, SYNC=False,
-                                        RUN_CELL=True, RUN_REC=False, **meta)
-            split_backward_kernel[grid](*head, dc_work, dc_work, *tail, step, 1, T, B, H, K, D,
-                                        HAS_DC=False, SYNC=False, RUN_CELL=False,
-                                        RUN_REC=True, **meta)
-            launches.record("split_backward_step", 2)
+    dc_work = dummy  # LSTM: dc_n in, dc0 out
+    if code == LSTM:
+        dc_work = torch.zeros((D, B, H), dtype=acc, device=dev)
+        if dc_n is not None:
+            dc_work.copy_(dc_n)
+    bars = torch.zeros(1 + n_btiles * D, dtype=torch.int32, device=dev)
+    split_backward_kernel[(progs * n_btiles * D,)](
+        opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring, dc_work,
+        dxp, opt(dhg), opt(dhs), bars, T, B, H, K, D, progs, MULTI=progs < n_slices,
+        BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
+        num_stages=plan.num_stages, maxnreg=SPLIT_MAXNREG, **flags)
+    launches.record("split_backward")
     dh0.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if dc0 is not None:
-        if T > 0:
-            dc0.copy_(dc_work)
-        elif dc_n is not None:
-            dc0.copy_(dc_n)
-        else:
-            dc0.zero_()
+        dc0.copy_(dc_work)
     return dxp, dhg, dhs, dh0, dc0

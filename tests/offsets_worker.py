@@ -16,8 +16,7 @@ kernel as a 64-bit argument and make every product 64-bit whatever the code says
 The same problem run with B = 16 (ordinary tensors) is the oracle: each row's recurrence is
 independent of the others, so the huge-B run must reproduce it bit for bit. The fused regime
 goes through the real launchers (kernels.recurrence.forward/backward); the split regime's
-kernels are launched here directly, one step per launch as the interpreter runs them, because
-its launcher copies whole state buffers on the host.
+kernels are launched here directly, because its launcher allocates whole state buffers.
 """
 import mmap
 import os
@@ -142,9 +141,10 @@ def _compare(label, got, expected):
 
 
 def check_split(cell, D):
-    """The split kernels with one program per (batch tile, direction) (BLOCK_N >= H), one step
-    per launch, forward then backward, on huge-B buffers; the B=16 oracle runs the real
-    launcher under config.force_split."""
+    """The split kernels, forward then backward, on huge-B buffers, launched as the launcher
+    launches them under the interpreter (one program per batch tile and direction walking
+    every hidden slice; here the first batch tile only, and H = 2 is one slice); the B=16
+    oracle runs the real launcher under config.force_split."""
     gen = torch.Generator().manual_seed(1)
     p = _problem(cell, False, D, gen)
     with config.force_split(16):
@@ -159,40 +159,34 @@ def check_split(cell, D):
     ring, hh = sparse((2, D, B, K), f32), sparse((D, B, H), f32)
     ring[1, :, :BLOCK_B].copy_(p["h0"])
     c_work = sparse((D, B, H), f32)
-    bars = torch.zeros((1, D), dtype=torch.int32)
-    common = dict(CELL=code, G=G, S=S, PROJ=False, VARLEN=True, BLOCK_B=BLOCK_B, BLOCK_N=16,
-                  BLOCK_KC=16, num_warps=4, **recurrence._common(f32))
+    if p["c0"] is not None:
+        c_work[:, :BLOCK_B].copy_(p["c0"])
+    # Tickets hand out groups (batch tile, direction) in order: D programs cover the first
+    # batch tile of each direction.
+    bars = torch.zeros(1 + D, dtype=torch.int32)
+    common = dict(CELL=code, G=G, S=S, PROJ=False, VARLEN=True, MULTI=False, BLOCK_B=BLOCK_B,
+                  BLOCK_N=16, BLOCK_KC=16, num_warps=4, **recurrence._common(f32))
     # Arguments as kernels/recurrence.py passes them: a constexpr-disabled pointer gets a dummy.
     bhn = big["bhn"] if big["bhn"] is not None else big["xp"]
-    c0 = big["c0"] if big["c0"] is not None else big["xp"]
-    for step in range(T):
-        first = step == 0
-        recurrence.split_forward_kernel[(1, 1, D)](
-            big["xp"], p["whh"], bhn, big["xp"], ring, hh, c0 if first else c_work, c_work,
-            big["lengths"], y, act, cs, bars, step, 1, T, B, H, K, D,
-            HAS_C0=big["c0"] is not None if first else True, HAS_BHN=big["bhn"] is not None,
-            TRAINING=True, SYNC=False, RUN_CELL=True, RUN_PROJ=False, **common)
+    recurrence.split_forward_kernel[(D,)](
+        big["xp"], p["whh"], bhn, big["xp"], ring, hh, c_work, big["lengths"], y, act, cs, bars,
+        T, B, H, K, D, 1, HAS_BHN=big["bhn"] is not None, TRAINING=True, **common)
     dxp = sparse((T, B, D, G, H), f32)
     dhg = sparse((D, T, B, H), f32) if code == 3 else act
     dring = sparse((2, D, B, K), f32)
     dring[1, :, :BLOCK_B].copy_(p["dh_n"])
     dc_work = sparse((D, B, H), f32) if code == 2 else act
-    dc_n = big["dc_n"] if big["dc_n"] is not None else act
+    if p["dc_n"] is not None:
+        dc_work[:, :BLOCK_B].copy_(p["dc_n"])
     bc0 = big["c0"] if big["c0"] is not None else act
-    head = (big["dy"], act, cs, y, big["h0"], bc0, big["lengths"], p["whh"], act, dring)
-    flags = dict(HAS_DY=True, HAS_H0=True, HAS_C0=big["c0"] is not None, SYNC=False, **common)
-    for step in range(T):
-        first = step == 0
-        recurrence.split_backward_kernel[(1, 1, D)](
-            *head, dc_n if first else dc_work, dc_work, dxp, dhg, act, bars, step, 1, T, B, H,
-            K, D, HAS_DC=big["dc_n"] is not None if first else True, RUN_CELL=True,
-            RUN_REC=False, **flags)
-        recurrence.split_backward_kernel[(1, 1, D)](
-            *head, dc_work, dc_work, dxp, dhg, act, bars, step, 1, T, B, H, K, D,
-            HAS_DC=False, RUN_CELL=False, RUN_REC=True, **flags)
+    bars.zero_()
+    recurrence.split_backward_kernel[(D,)](
+        big["dy"], act, cs, y, big["h0"], bc0, big["lengths"], p["whh"], act, dring, dc_work,
+        dxp, dhg, act, bars, T, B, H, K, D, 1, HAS_DY=True, HAS_H0=True,
+        HAS_C0=big["c0"] is not None, **common)
     got = dict(y=y, act=act, dxp=dxp)
     if code == 2:
-        got["cs"] = cs
+        got.update(cs=cs, c_n=c_work, dc0=dc_work)  # the final c and dc stay in the buffers
     if code == 3:
         got["dhg"] = dhg
     want = {k: expected[k] for k in got}

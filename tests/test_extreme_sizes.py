@@ -16,7 +16,7 @@ import torch
 import tritonrnn
 from tests.common import KINDS, cell_pair, flat_state, layer_pair, proj_for
 from tests.tolerances import assert_all_close
-from tritonrnn.kernels import launches, recurrence
+from tritonrnn.kernels import config, launches, recurrence
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -195,10 +195,11 @@ def _graph_size(tensor):
     return len(seen)
 
 
+@pytest.mark.parametrize("regime", ["fused", "split"])
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
-def test_long_sequence_is_one_launch_without_per_step_host_work(monkeypatch, mode):
-    """T = 100,000 through the module, forward and backward, with the fused kernels replaced by
-    recorders.
+def test_long_sequence_is_one_launch_without_per_step_host_work(monkeypatch, mode, regime):
+    """T = 100,000 through the module, forward and backward, with the kernels of each regime
+    replaced by recorders.
 
     Why not run the kernels: the interpreter costs ~12 ms per step even at H = 1, so 100,000
     steps take ~20 minutes per direction and pass -- too slow for the default tier. What makes
@@ -211,13 +212,14 @@ def test_long_sequence_is_one_launch_without_per_step_host_work(monkeypatch, mod
     test_offsets_past_2_31 below, and the real 100,000-step run is the gpu-tier test
     test_long_sequence_on_gpu.
 
-    The split regime (W_hh too large for one program) is one persistent launch on a GPU when
-    its grid fits in the SMs, else one launch per step from a host loop; its interpreter twin
-    always launches per step. That is measured by the traffic report, not asserted here.
+    The split regime (W_hh too large for one program, forced here) is one launch per sequence
+    too, whatever the grid: test_split_launch_layout checks how it lays programs out.
     """
     fwd, bwd = _RecordingKernel(), _RecordingKernel()
-    monkeypatch.setattr(recurrence, "fused_forward_kernel", fwd)
-    monkeypatch.setattr(recurrence, "fused_backward_kernel", bwd)
+    monkeypatch.setattr(recurrence, f"{regime}_forward_kernel", fwd)
+    monkeypatch.setattr(recurrence, f"{regime}_backward_kernel", bwd)
+    if regime == "split":
+        monkeypatch.setattr(config, "_forced_split_block", 16)
     mod = getattr(tritonrnn, mode)(1, 1)
     seen = {}
     for T in (5, 100_000):
@@ -252,8 +254,9 @@ def _stack_depth():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("regime", ["fused", "split"])
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_long_sequence_on_gpu(mode):
+def test_long_sequence_on_gpu(mode, regime, monkeypatch):
     """The real run: 100,000 steps forward and backward on the compiled kernels, against
     torch.nn (cuDNN) on the same weights. Outputs of a contracting recurrence stay O(1), so
     the fp32 tolerance holds over the whole length."""
@@ -262,6 +265,8 @@ def test_long_sequence_on_gpu(mode):
     tri = getattr(tritonrnn, mode)(2, 8).cuda()
     tri.load_state_dict(ref.state_dict())
     x = torch.randn(100_000, 2, 2, device="cuda")
+    if regime == "split":  # the barrier-synchronised form, one launch for all steps
+        monkeypatch.setattr(config, "_forced_split_block", 16)
     launches.reset()
     outs = {}
     for name, mod in (("ref", ref), ("tri", tri)):
@@ -269,7 +274,8 @@ def test_long_sequence_on_gpu(mode):
         y, state = mod(xi)
         (y.sum() + sum(s.sum() for s in flat_state(state))).backward()
         outs[name] = {"y": y, "h_n": flat_state(state)[0], "grad x": xi.grad}
-    assert launches.counts["fused_forward"] == 1
+    assert launches.counts[f"{regime}_forward"] == 1
+    assert launches.counts[f"{regime}_backward"] == 1
     assert_all_close("", outs["tri"], outs["ref"], "tf32")
 
 

@@ -47,15 +47,21 @@ def test_matches_reference(kind, config):
     _check_against_reference(prob)
 
 
-# The split regime with 16 hidden units per program: H=40 spreads over three programs, the last
-# one partly masked; H=20 with a projection (P=13) exercises split W_hr as well.
-SPLIT = [(kind, 40, _proj(kind, 40)) for kind in KINDS] + [("lstm_proj", 20, 13)]
+# The split regime with 16-unit hidden slices. Under the interpreter one program per batch
+# tile and direction walks every slice (the multi-slice form, c kept in memory): H=40 is three
+# slices, the last partly masked; H=20 with a projection (P=13) splits W_hr as well; H=12 is
+# one slice, the form with c in registers. B=18 is two batch tiles, four groups of programs
+# taking their work by ticket.
+SPLIT = ([(kind, 40, _proj(kind, 40), 3) for kind in KINDS] + [("lstm_proj", 20, 13, 3)]
+         + [(kind, 12, _proj(kind, 12), 3) for kind in KINDS]
+         + [("lstm", 40, 0, 18), ("gru", 12, 0, 18)])
 
 
-@pytest.mark.parametrize("kind,H,P", [pytest.param(*s, id=f"{s[0]}-H{s[1]}-P{s[2]}")
-                                      for s in SPLIT])
-def test_split_regime_matches_reference(kind, H, P):
-    prob = make_problem(MODE[kind], T=3, B=3, I=5, H=H, P=P, D=2, h0=True, lengths=(2, 3, 1))
+@pytest.mark.parametrize("kind,H,P,B", [pytest.param(*s, id=f"{s[0]}-H{s[1]}-P{s[2]}-B{s[3]}")
+                                        for s in SPLIT])
+def test_split_regime_matches_reference(kind, H, P, B):
+    lengths = tuple(1 + (2 * b + 1) % 3 for b in range(B))  # 2, 1, 3, ...: varied, one full
+    prob = make_problem(MODE[kind], T=3, B=B, I=5, H=H, P=P, D=2, h0=True, lengths=lengths)
     with force_split(16):
         _check_against_reference(prob)
 

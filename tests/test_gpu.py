@@ -10,7 +10,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tests.common import KINDS, MODE, flat_state, layer_pair, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import launches
+from tritonrnn.kernels import config, launches, recurrence
+from tritonrnn.kernels.cells import CELL_CODES
 from tritonrnn.kernels.config import force_split
 
 pytestmark = [pytest.mark.gpu,
@@ -93,6 +94,31 @@ def test_functional_cuda(kind, H, split, dtype):
         launches.reset()
         outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
         assert launches.total() > 0
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, torch.float64)
+    assert_all_close("", outs, ref_outs, dtype)
+    if _compare_grads(kind, dtype):
+        assert_all_close("grad ", grads, ref_grads, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("kind", KINDS)
+def test_split_multi_slice_cuda(kind, dtype, monkeypatch):
+    """The split regime's multi-slice form, as hidden sizes with more slices than SMs run it:
+    the launcher is told the GPU has 2 SMs, so each batch tile's 2 programs walk several
+    hidden slices each and wait for each other at every barrier; 3 batch tiles x 2 directions
+    make 6 groups that take their work by ticket."""
+    monkeypatch.setattr(recurrence, "_sm_count", lambda device: 2)
+    H = 300
+    P = proj_for(H) if kind == "lstm_proj" else 0
+    code = CELL_CODES[MODE[kind]]
+    plan, progs, n_slices = recurrence._split_layout(
+        config.plan(code, H, P or H, dtype), code, H, P or H, dtype, torch.device(CUDA))
+    assert plan.split and progs == 2 < n_slices, (plan, progs, n_slices)
+    prob = make_problem(MODE[kind], T=9, B=40, I=13, H=H, P=P, D=2, h0=True,
+                        lengths=tuple(1 + (5 * b) % 9 for b in range(40))).rounded(dtype)
+    launches.reset()
+    outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
+    assert launches.counts["split_forward"] == 1 and launches.counts["split_backward"] == 1
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, torch.float64)
     assert_all_close("", outs, ref_outs, dtype)
     if _compare_grads(kind, dtype):
