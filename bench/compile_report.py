@@ -152,6 +152,10 @@ def problems(record):
         found.append(f"spills {record['spills_bytes']} B")
     if record["shared_bytes"] > record["shared_limit"]:
         found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
+    from tritonrnn.kernels.split import REGISTER_FILE
+    threads = 32 * record["config"]["num_warps"]
+    if record["registers"] * threads > REGISTER_FILE:  # the launch would fail
+        found.append(f"{record['registers']} registers x {threads} threads > {REGISTER_FILE}")
     if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
         found.append("no tensor-core instructions")
     return found

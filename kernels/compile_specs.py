@@ -9,7 +9,7 @@ import triton.language as tl
 
 from .cells import CELL_CODES, GATES, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
-from .split import SPLIT_MAXNREG, split_backward_kernel, split_forward_kernel
+from .split import split_backward_kernel, split_forward_kernel, split_maxnreg
 
 # Every form runs a whole sequence in one launch. The main forms are what ordinary sizes
 # launch; the multi-slice forms (MULTI=True: a program walks several hidden slices, keeping
@@ -40,7 +40,7 @@ def launch_options(form, config):
     """Compile options the launchers pass with `form` under a Plan.as_dict() `config`."""
     options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
     if form.startswith("split"):
-        options["maxnreg"] = SPLIT_MAXNREG
+        options["maxnreg"] = split_maxnreg(config["num_warps"])
     return options
 
 

@@ -13,6 +13,7 @@ import os
 
 from .cells import CELL_CODES
 from .compile_specs import is_multi_slice
+from .split import REGISTER_FILE
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
 _NAMES = {v: k for k, v in CELL_CODES.items()}
@@ -51,6 +52,8 @@ def _why(r):
                          (f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
                          (f"shared {r['shared_bytes']} > {r['shared_limit']}",
                           r["shared_bytes"] > r["shared_limit"]),
+                         (f"{r['registers']} registers x {r['config']['num_warps']} warps",
+                          r["registers"] * 32 * r["config"]["num_warps"] > REGISTER_FILE),
                          ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
                           and not r["tensor_cores"])) if bad)
 

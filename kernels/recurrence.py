@@ -12,7 +12,7 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, SAVED, LSTM
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import SPLIT_MAXNREG, split_backward_kernel, split_forward_kernel
+from .split import split_backward_kernel, split_forward_kernel, split_maxnreg
 
 _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
               torch.float64: tl.float64}
@@ -114,7 +114,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         act if act is not None else dummy, cs if cs is not None else dummy, bars,
         T, B, H, K, D, progs, MULTI=progs < n_slices, BLOCK_N=plan.block_h,
         BLOCK_KC=plan.block_k, num_warps=plan.num_warps, num_stages=plan.num_stages,
-        maxnreg=SPLIT_MAXNREG, **flags)
+        maxnreg=split_maxnreg(plan.num_warps), **flags)
     launches.record("split_forward")
     h_n.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if c_n is not None:
@@ -174,7 +174,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring, dc_work,
         dxp, opt(dhg), opt(dhs), bars, T, B, H, K, D, progs, MULTI=progs < n_slices,
         BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
-        num_stages=plan.num_stages, maxnreg=SPLIT_MAXNREG, **flags)
+        num_stages=plan.num_stages, maxnreg=split_maxnreg(plan.num_warps), **flags)
     launches.record("split_backward")
     dh0.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if dc0 is not None:

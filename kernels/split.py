@@ -28,10 +28,14 @@ import triton.language as tl
 from .cells import cell_backward, cell_forward
 from .fused import load_tile, load_tile_t, mm
 
-# Register ceiling for the split kernels. Left alone, ptxas caps some of them at 128
-# registers (room for a second program per SM) and spills; the split regime is built around
-# one program per SM, so it may have them all.
-SPLIT_MAXNREG = 255
+REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
+
+
+def split_maxnreg(num_warps):
+    """Register ceiling per thread for the split kernels. Left alone, ptxas caps some of them
+    at 128 registers (room for a second program per SM) and spills; the split regime is built
+    around one program per SM, so it may have all the block can hold (at most 255)."""
+    return min(255, REGISTER_FILE // (32 * num_warps))
 
 
 @triton.jit
