@@ -21,7 +21,7 @@ import sys
 import torch
 
 from tritonrnn import tuning
-from tritonrnn.kernels import backward, config, forward
+from tritonrnn.kernels import backward, config, forward, recurrence
 from tritonrnn.kernels.cells import CELL_CODES, GATES
 
 DEFAULT_CELLS = ("LSTM", "GRU", "RNN_TANH")
@@ -121,6 +121,9 @@ def _gpu_measure_factory(seq, device):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
+            if plan.split and -(-hidden // plan.block_h) > recurrence._sm_count(device):
+                # The launcher would run config.multi_slice_plan instead: not this plan's time.
+                raise ValueError("more hidden slices than SMs")
             with config.force_plan(plan):
                 return cuda_timer(step)
         return measure

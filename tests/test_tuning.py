@@ -47,19 +47,23 @@ def test_every_shape_has_an_unpruned_default(dname, monkeypatch):
 
 def test_pruned_configs_never_selectable(monkeypatch):
     """Every entry of the shipped pruned list is absent from the candidates of its shape
-    (fp32 entries with TF32 off, tf32 entries with it on)."""
+    (fp32 entries with TF32 off, tf32 entries with it on), or, when it failed only in the
+    multi-slice forms, is never the multi-slice plan."""
     with open(pruning.PRUNED_FILE) as f:
         entries = json.load(f)["configs"]
     assert entries, "the compile report pruned nothing: expected spilling configs to be listed"
-    dtypes = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
-              "bf16": torch.bfloat16}
+    assert {e["forms"] for e in entries} <= {"all", "multi_slice"}
     for e in entries:
         plan = config.Plan(**e["config"])
         monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
+        dtype = config.torch_dtype(e["dtype"])
         for hidden in (16, 32, 64, 128, 256, 512):
             width = max(1, hidden // 4) if e["proj"] else hidden
-            assert plan not in config.candidates(CELL_CODES[e["cell"]], hidden, width,
-                                                 dtypes[e["dtype"]])
+            cell = CELL_CODES[e["cell"]]
+            if e["forms"] == "all":
+                assert plan not in config.candidates(cell, hidden, width, dtype)
+            elif plan.block_h <= config.block(hidden):  # the plan exists at this size
+                assert plan != config.multi_slice_plan(cell, hidden, width, dtype)
 
 
 def test_candidates_bounded_and_conservative_first():
