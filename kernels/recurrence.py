@@ -54,6 +54,30 @@ def _split_layout(plan, code, H, K, dtype, device):
     return plan, min(n_slices, sms), n_slices
 
 
+def _split_setup(plan, code, B, H, K, D, dtype, device, ring_init, state_init, dummy):
+    """What a split launch needs besides its inputs and outputs: (grid, ring, state, barrier
+    counters, programs per group, launch options). ring [2, D, B, K] carries h (dh) between
+    steps, ring_init ([D, B, K] or None) in slot 1; state [D, B, H] is LSTM's c (dc), holding
+    state_init (or zeros) on entry and the final value on exit (`dummy` for other cells).
+    Both are fp32 (fp64 for fp64)."""
+    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, device)
+    n_groups = triton.cdiv(B, plan.block_b) * D
+    acc = _acc_torch_dtype(dtype)
+    ring = torch.zeros((2, D, B, K), dtype=acc, device=device)
+    if ring_init is not None:
+        ring[1].copy_(ring_init)
+    state = dummy
+    if code == LSTM:
+        state = torch.zeros((D, B, H), dtype=acc, device=device)
+        if state_init is not None:
+            state.copy_(state_init)
+    bars = torch.zeros(1 + n_groups, dtype=torch.int32, device=device)
+    meta = dict(MULTI=progs < n_slices, BLOCK_B=plan.block_b, BLOCK_N=plan.block_h,
+                BLOCK_KC=plan.block_k, num_warps=plan.num_warps, num_stages=plan.num_stages,
+                maxnreg=split_maxnreg(plan.num_warps))
+    return (progs * n_groups,), ring, state, bars, progs, meta
+
+
 def _common(dtype):
     dot, acc, precision = _dot_types(dtype)
     return dict(DOT_DTYPE=dot, ACC_DTYPE=acc, PRECISION=precision)
@@ -95,26 +119,13 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, dev)
-    n_btiles = triton.cdiv(B, plan.block_b)
-    flags["BLOCK_B"] = plan.block_b
-    acc = _acc_torch_dtype(dtype)
-    ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
-    if h0 is not None:
-        ring[1].copy_(h0)
+    grid, ring, c_work, bars, progs, meta = _split_setup(plan, code, B, H, K, D, dtype, dev, h0,
+                                                         c0, dummy)
     hh = torch.empty((D, B, H), dtype=dtype, device=dev) if whr is not None else dummy
-    c_work = dummy  # LSTM: c0 in, c_n out
-    if code == LSTM:
-        c_work = torch.zeros((D, B, H), dtype=acc, device=dev)
-        if c0 is not None:
-            c_work.copy_(c0)
-    bars = torch.zeros(1 + n_btiles * D, dtype=torch.int32, device=dev)
-    split_forward_kernel[(progs * n_btiles * D,)](
+    split_forward_kernel[grid](
         xp, whh, *args, ring, hh, c_work, lengths if lengths is not None else dummy, y,
         act if act is not None else dummy, cs if cs is not None else dummy, bars,
-        T, B, H, K, D, progs, MULTI=progs < n_slices, BLOCK_N=plan.block_h,
-        BLOCK_KC=plan.block_k, num_warps=plan.num_warps, num_stages=plan.num_stages,
-        maxnreg=split_maxnreg(plan.num_warps), **flags)
+        T, B, H, K, D, progs, **dict(flags, **meta))
     launches.record("split_forward")
     h_n.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if c_n is not None:
@@ -157,24 +168,11 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, dev)
-    n_btiles = triton.cdiv(B, plan.block_b)
-    flags["BLOCK_B"] = plan.block_b
-    acc = _acc_torch_dtype(dtype)
-    ring = torch.zeros((2, D, B, K), dtype=acc, device=dev)
-    if dh_n is not None:
-        ring[1].copy_(dh_n)
-    dc_work = dummy  # LSTM: dc_n in, dc0 out
-    if code == LSTM:
-        dc_work = torch.zeros((D, B, H), dtype=acc, device=dev)
-        if dc_n is not None:
-            dc_work.copy_(dc_n)
-    bars = torch.zeros(1 + n_btiles * D, dtype=torch.int32, device=dev)
-    split_backward_kernel[(progs * n_btiles * D,)](
+    grid, ring, dc_work, bars, progs, meta = _split_setup(plan, code, B, H, K, D, dtype, dev,
+                                                          dh_n, dc_n, dummy)
+    split_backward_kernel[grid](
         opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring, dc_work,
-        dxp, opt(dhg), opt(dhs), bars, T, B, H, K, D, progs, MULTI=progs < n_slices,
-        BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k, num_warps=plan.num_warps,
-        num_stages=plan.num_stages, maxnreg=split_maxnreg(plan.num_warps), **flags)
+        dxp, opt(dhg), opt(dhs), bars, T, B, H, K, D, progs, **dict(flags, **meta))
     launches.record("split_backward")
     dh0.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
     if dc0 is not None:
