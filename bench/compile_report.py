@@ -59,7 +59,7 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
     A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
     from tritonrnn.kernels import config
     from tritonrnn.kernels.cells import CELL_CODES
-    from tritonrnn.kernels.compile_specs import kernel_forms
+    from tritonrnn.kernels.compile_specs import is_multi_slice, kernel_forms
     for cell in cells:
         base_cell = "LSTM" if cell == "LSTM_PROJ" else cell
         for dtype in dtypes:
@@ -69,10 +69,21 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                 with config.tf32_for(dtype):
                     plans = config.candidates(CELL_CODES[base_cell], hidden, width,
                                               config.torch_dtype(dtype), scope == "space")
+                # (plan, the forms it runs in): in the shipped scope the multi-slice forms run
+                # only with config.multi_slice_plan, the main forms with the chosen plans.
+                runs = [(p, kernel_forms(p.split, cell == "LSTM_PROJ")) for p in plans]
                 if scope == "shipped":
-                    plans = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
-                for plan in plans:
-                    for form in kernel_forms(plan.split, cell == "LSTM_PROJ"):
+                    shipped = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
+                    runs = [(p, [f for f in kernel_forms(p.split, cell == "LSTM_PROJ")
+                                 if not is_multi_slice(f)]) for p in shipped]
+                    if any(p.split for p in shipped):
+                        with config.tf32_for(dtype):
+                            multi = config.multi_slice_plan(CELL_CODES[base_cell], hidden, width,
+                                                            config.torch_dtype(dtype))
+                        runs.append((multi, [f for f in kernel_forms(True, cell == "LSTM_PROJ")
+                                             if is_multi_slice(f)]))
+                for plan, plan_forms in runs:
+                    for form in plan_forms:
                         if form in forms:
                             yield dict(kernel=form, cell=cell, dtype=dtype, hidden_size=hidden,
                                        proj_size=width if width != hidden else 0,

@@ -3,7 +3,8 @@ plus the shipped tuning table's) compile for H100 (sm_90) and A100 (sm_80) witho
 within shared memory and on tensor cores, with no GPU.
 
 A fast subset of `python -m bench.compile_report`: heaviest cells, one 16-bit dtype and
-TF32, a fused-size and a split-size hidden. The full run over every selectable configuration
+TF32, a fused-size and a split-size hidden, every kernel form (the multi-slice forms with the
+plan the launcher uses for them). The full run over every selectable configuration
 (README, "Compile report") takes about an hour on two cores and is what
 kernels/pruned_configs.json was generated from. Runs in a subprocess because kernels defined
 under TRITON_INTERPRET=1 (as in this test session) cannot be compiled.
@@ -25,7 +26,7 @@ def test_shipped_configs_compile_clean(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench.compile_report", "--arch", "sm_90,sm_80",
          "--cells", "LSTM,LSTM_PROJ,GRU,RNN_TANH", "--dtypes", "fp16,tf32",
-         "--hidden", "128,2048", "--json", str(out)],
+         "--hidden", "128,2048", "--forms", "all", "--json", str(out)],
         cwd=root, env=env, capture_output=True, text=True, timeout=540)
     records = json.loads(out.read_text()) if out.exists() else []
     failing = [(r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"], r["config"],
@@ -40,4 +41,5 @@ def test_shipped_configs_compile_clean(tmp_path):
         assert r["shared_bytes"] <= r["shared_limit"]
         assert r["tensor_cores"], "fp16 and tf32 recurrent matmuls must use HMMA/HGMMA"
     kernels = {r["kernel"] for r in records}
-    assert {"fused_forward", "fused_backward", "split_forward", "split_backward"} <= kernels
+    assert {"fused_forward", "fused_backward", "split_forward", "split_backward",
+            "split_forward_multi", "split_backward_multi"} <= kernels
