@@ -35,7 +35,6 @@ CELLS = ("LSTM", "LSTM_PROJ", "GRU", "RNN_TANH", "RNN_RELU")
 QUICK_HIDDEN = (64, 128, 768, 2048)
 FULL_HIDDEN = (16, 32, 64, 128, 256, 512, 768, 1024, 2048)
 # Dtypes whose recurrent matmul must use tensor cores (fp32 "ieee" is plain FMA by design).
-NEEDS_TENSOR_CORES = {"tf32", "fp16", "bf16"}
 
 
 def _parse_arch(text):
@@ -71,8 +70,9 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                                               config.torch_dtype(dtype), scope == "space")
                 # (plan, the forms it runs in): in the shipped scope the multi-slice forms run
                 # only with config.multi_slice_plan, the main forms with the chosen plans.
-                runs = [(p, kernel_forms(p.split, cell == "LSTM_PROJ")) for p in plans]
-                if scope == "shipped":
+                if scope != "shipped":
+                    runs = [(p, kernel_forms(p.split, cell == "LSTM_PROJ")) for p in plans]
+                else:
                     shipped = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
                     runs = [(p, [f for f in kernel_forms(p.split, cell == "LSTM_PROJ")
                                  if not is_multi_slice(f)]) for p in shipped]
@@ -148,28 +148,9 @@ def compile_job(job, arch):
     record.update(registers=regs, spills_bytes=spills, shared_bytes=shared,
                   tensor_cores=n_mma > 0, mma_instructions=n_mma, mma_ops=mma_ops,
                   compile_s=round(time.time() - start, 2), error=None)
+    from tritonrnn.kernels.pruning import problems
     record["ok"] = not problems(record)
     return record
-
-
-def problems(record):
-    """Why a record disqualifies its configuration (empty when it is fine)."""
-    if record.get("error"):
-        return [record["error"]]
-    found = []
-    if record["registers"] < 0:
-        found.append("no ptxas register count")
-    if record["spills_bytes"] > 0:
-        found.append(f"spills {record['spills_bytes']} B")
-    if record["shared_bytes"] > record["shared_limit"]:
-        found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
-    from tritonrnn.kernels.split import REGISTER_FILE
-    threads = 32 * record["config"]["num_warps"]
-    if record["registers"] * threads > REGISTER_FILE:  # the launch would fail
-        found.append(f"{record['registers']} registers x {threads} threads > {REGISTER_FILE}")
-    if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
-        found.append("no tensor-core instructions")
-    return found
 
 
 def _compile_batch(keys, unique, results, workers, progress, start, total):
@@ -189,21 +170,25 @@ def _compile_batch(keys, unique, results, workers, progress, start, total):
     return [k for k in keys if k not in results]
 
 
-def _record_key(job, arch):
-    return (f"sm_{arch}", job["kernel"], job["cell"], job["dtype"], job["hidden_size"],
-            json.dumps(job["config"], sort_keys=True))
+def _record_key(record):
+    """Identity of a record (or of a job with its "sm_NN" arch) across report runs."""
+    return (record["arch"], record["kernel"], record["cell"], record["dtype"],
+            record["hidden_size"], json.dumps(record["config"], sort_keys=True))
 
 
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
         progress=sys.stderr, known=()):
     """Compile every job; jobs sharing a binary are compiled once and share its numbers.
     `known`: records of earlier runs of the same kernels, reused instead of recompiled."""
-    reuse = {(r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"],
-              json.dumps(r["config"], sort_keys=True)): r for r in known}
-    work = [(job, arch) for arch in archs for job in jobs(cells, dtypes, hiddens, forms, scope)]
-    reused = [reuse[_record_key(job, arch)] for job, arch in work
-              if _record_key(job, arch) in reuse]
-    work = [(job, arch) for job, arch in work if _record_key(job, arch) not in reuse]
+    reuse = {_record_key(r): r for r in known}
+    work, reused = [], []
+    for arch in archs:
+        for job in jobs(cells, dtypes, hiddens, forms, scope):
+            earlier = reuse.get(_record_key(dict(job, arch=f"sm_{arch}")))
+            if earlier is not None:
+                reused.append(earlier)
+            else:
+                work.append((job, arch))
     unique = {}
     for job, arch in work:
         unique.setdefault(_compile_key(job, arch), (job, arch))
@@ -253,6 +238,7 @@ def write_pruned(records, command):
 def format_table(records):
     head = (f"{'arch':6} {'kernel':22} {'cell':9} {'dtype':5} {'H':>5} {'config':28} {'regs':>4} "
             f"{'spill':>5} {'shared':>7} {'limit':>7} {'TC':>3} {'s':>5}  status")
+    from tritonrnn.kernels.pruning import problems
     lines = [head]
     for r in records:
         c = r["config"]

@@ -121,8 +121,10 @@ def _gpu_measure_factory(seq, device):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and -(-hidden // plan.block_h) > recurrence._sm_count(device):
-                # The launcher would run config.multi_slice_plan instead: not this plan's time.
+            if plan.split and recurrence._split_layout(plan, CELL_CODES[cell], hidden, width,
+                                                       dtype, device)[0] != plan:
+                # More hidden slices than SMs: the launcher would run config.multi_slice_plan
+                # instead, so the time would not be this plan's.
                 raise ValueError("more hidden slices than SMs")
             with config.force_plan(plan):
                 return cuda_timer(step)

@@ -46,16 +46,30 @@ def is_pruned(cell, proj, dtype_name, plan, multi_slice=False):
     return key in everywhere or (multi_slice and key in multi_only)
 
 
+NEEDS_TENSOR_CORES = {"tf32", "fp16", "bf16"}  # dtypes whose recurrent matmuls must use them
+
+
+def problems(record):
+    """Why a compile-report record disqualifies its configuration (empty when it is fine)."""
+    if record.get("error"):
+        return [record["error"]]
+    found = []
+    if record["registers"] < 0:
+        found.append("no ptxas register count")
+    if record["spills_bytes"] > 0:
+        found.append(f"spills {record['spills_bytes']} B")
+    if record["shared_bytes"] > record["shared_limit"]:
+        found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
+    threads = 32 * record["config"]["num_warps"]
+    if record["registers"] * threads > REGISTER_FILE:  # the launch would fail
+        found.append(f"{record['registers']} registers x {threads} threads > {REGISTER_FILE}")
+    if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
+        found.append("no tensor-core instructions")
+    return found
+
+
 def _why(r):
-    return r.get("error") or ", ".join(
-        w for w, bad in ((f"{r['registers']} registers", r["registers"] < 0),
-                         (f"spills {r['spills_bytes']} B", r["spills_bytes"] > 0),
-                         (f"shared {r['shared_bytes']} > {r['shared_limit']}",
-                          r["shared_bytes"] > r["shared_limit"]),
-                         (f"{r['registers']} registers x {r['config']['num_warps']} warps",
-                          r["registers"] * 32 * r["config"]["num_warps"] > REGISTER_FILE),
-                         ("no tensor cores", r["dtype"] in ("tf32", "fp16", "bf16")
-                          and not r["tensor_cores"])) if bad)
+    return f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {', '.join(problems(r))}"
 
 
 def entries_from_report(records):
@@ -71,7 +85,7 @@ def entries_from_report(records):
         key = _key(cell, proj, r["dtype"], r["config"])
         entry = failures.setdefault(key, dict(
             cell=cell, proj=proj, dtype=r["dtype"], config=r["config"], forms="multi_slice",
-            why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {_why(r)}"))
+            why=_why(r)))
         if not is_multi_slice(r["kernel"]) and entry["forms"] != "all":
-            entry.update(forms="all", why=f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {_why(r)}")
+            entry.update(forms="all", why=_why(r))
     return list(failures.values())
