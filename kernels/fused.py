@@ -35,6 +35,47 @@ def mm(a, b, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.con
     return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), out_dtype=ACC_DTYPE, input_precision=PRECISION)
 
 
+@triton.jit
+def store_activations(act_ptr, cs_ptr, seq_row, offs, mask, a0, a1, a2, a3, c_new,
+                      CELL: tl.constexpr, S: tl.constexpr, H):
+    """What training saves of one step for hidden units `offs`: the S activations into act
+    [D, T, B, S, H] and (LSTM) c into cs [D, T, B, H]; seq_row [BLOCK_B] is the row of
+    (d, t, b) in [D, T, B, *] buffers."""
+    saved = seq_row[:, None] * S * H + offs[None, :]
+    ty = act_ptr.dtype.element_ty
+    if S > 0:
+        tl.store(act_ptr + saved, a0.to(ty), mask=mask)
+    if S > 1:
+        tl.store(act_ptr + saved + H, a1.to(ty), mask=mask)
+        tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask)
+        tl.store(act_ptr + saved + 3 * H, a3.to(ty), mask=mask)
+    if CELL == 2:
+        tl.store(cs_ptr + seq_row[:, None] * H + offs[None, :], c_new.to(cs_ptr.dtype.element_ty),
+                 mask=mask)
+
+
+@triton.jit
+def load_activations(act_ptr, y_ptr, seq_row, y_row, offs, mask, S: tl.constexpr, H, K,
+                     ACC_DTYPE: tl.constexpr):
+    """The saved activations a0..a3 of one step for hidden units `offs`, in ACC_DTYPE. RNN
+    saves none: its activation h is the step's output, read from y [T, B, D, K] at row
+    y_row (K == H)."""
+    saved = seq_row[:, None] * S * H + offs[None, :]
+    if S > 0:
+        a0 = tl.load(act_ptr + saved, mask=mask, other=0.0).to(ACC_DTYPE)
+    else:
+        a0 = tl.load(y_ptr + y_row[:, None] * K + offs[None, :], mask=mask,
+                     other=0.0).to(ACC_DTYPE)
+    a1 = a0
+    a2 = a0
+    a3 = a0
+    if S > 1:
+        a1 = tl.load(act_ptr + saved + H, mask=mask, other=0.0).to(ACC_DTYPE)
+        a2 = tl.load(act_ptr + saved + 2 * H, mask=mask, other=0.0).to(ACC_DTYPE)
+        a3 = tl.load(act_ptr + saved + 3 * H, mask=mask, other=0.0).to(ACC_DTYPE)
+    return a0, a1, a2, a3
+
+
 @triton.jit(do_not_specialize=["T", "B"])
 def fused_forward_kernel(
     xp_ptr,    # [T, B, D, G, H] input projections, all biases folded in except GRU's b_hn
@@ -137,17 +178,8 @@ def fused_forward_kernel(
         tl.store(y_ptr + row[:, None] * K + offs_k[None, :],
                  tl.where(valid2, h_new, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bk)
         if TRAINING:
-            saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
-            ty = act_ptr.dtype.element_ty
-            if S > 0:
-                tl.store(act_ptr + saved, a0.to(ty), mask=mask_bh)
-            if S > 1:
-                tl.store(act_ptr + saved + H, a1.to(ty), mask=mask_bh)
-                tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask_bh)
-                tl.store(act_ptr + saved + 3 * H, a3.to(ty), mask=mask_bh)
-            if CELL == 2:
-                tl.store(cs_ptr + ((d64 * T + t64) * B + b64)[:, None] * H + offs_h[None, :],
-                         c_new.to(cs_ptr.dtype.element_ty), mask=mask_bh)
+            store_activations(act_ptr, cs_ptr, (d64 * T + t64) * B + b64, offs_h, mask_bh,
+                              a0, a1, a2, a3, c_new, CELL, S, H)
 
     tl.store(hn_ptr + state_bk, h.to(hn_ptr.dtype.element_ty), mask=mask_bk)
     if CELL == 2:
@@ -248,19 +280,8 @@ def fused_backward_kernel(
         else:
             dh_cell = dh
 
-        saved = ((d64 * T + t64) * B + b64)[:, None] * S * H + offs_h[None, :]
-        if S > 0:
-            a0 = tl.load(act_ptr + saved, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-        else:  # RNN saves nothing: its activation h is this step's output y (K == H)
-            a0 = tl.load(y_ptr + row[:, None] * K + offs_h[None, :], mask=mask_bh,
-                         other=0.0).to(ACC_DTYPE)
-        a1 = a0
-        a2 = a0
-        a3 = a0
-        if S > 1:
-            a1 = tl.load(act_ptr + saved + H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            a2 = tl.load(act_ptr + saved + 2 * H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            a3 = tl.load(act_ptr + saved + 3 * H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, (d64 * T + t64) * B + b64, row, offs_h,
+                                          mask_bh, S, H, K, ACC_DTYPE)
         c_t = c_init
         c_prev = c_init
         h_prev = h_init

@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .cells import cell_backward, cell_forward
-from .fused import load_tile, load_tile_t, mm
+from .fused import load_activations, load_tile, load_tile_t, mm, store_activations
 
 REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
 
@@ -129,17 +129,8 @@ def forward_cell_slice(
         tl.store(y_ptr + row[:, None] * K + offs_n[None, :],
                  tl.where(valid2, h_cell, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bn)
     if TRAINING:
-        saved = saved_row[:, None] * S * H + offs_n[None, :]
-        ty = act_ptr.dtype.element_ty
-        if S > 0:
-            tl.store(act_ptr + saved, a0.to(ty), mask=mask_bn)
-        if S > 1:
-            tl.store(act_ptr + saved + H, a1.to(ty), mask=mask_bn)
-            tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask_bn)
-            tl.store(act_ptr + saved + 3 * H, a3.to(ty), mask=mask_bn)
-        if CELL == 2:
-            tl.store(cs_ptr + saved_row[:, None] * H + offs_n[None, :],
-                     c_new.to(cs_ptr.dtype.element_ty), mask=mask_bn)
+        store_activations(act_ptr, cs_ptr, saved_row, offs_n, mask_bn, a0, a1, a2, a3, c_new,
+                          CELL, S, H)
     return tl.where(valid2, c_new, c)
 
 
@@ -280,19 +271,8 @@ def backward_cell_slice(
         if HAS_DY:
             dh_cell += tl.load(dy_ptr + row[:, None] * K + offs_n[None, :],
                                mask=mask_bn & valid2, other=0.0).to(ACC_DTYPE)
-    saved = seq_row[:, None] * S * H + offs_n[None, :]
-    if S > 0:
-        a0 = tl.load(act_ptr + saved, mask=mask_bn, other=0.0).to(ACC_DTYPE)
-    else:  # RNN saves nothing: its activation h is this step's output y (K == H)
-        a0 = tl.load(y_ptr + row[:, None] * K + offs_n[None, :], mask=mask_bn,
-                     other=0.0).to(ACC_DTYPE)
-    a1 = a0
-    a2 = a0
-    a3 = a0
-    if S > 1:
-        a1 = tl.load(act_ptr + saved + H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
-        a2 = tl.load(act_ptr + saved + 2 * H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
-        a3 = tl.load(act_ptr + saved + 3 * H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
+    a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_row, row, offs_n, mask_bn, S, H, K,
+                                      ACC_DTYPE)
     c_t = dc * 0.0
     c_prev = dc * 0.0
     h_prev = dc * 0.0
