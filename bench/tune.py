@@ -21,7 +21,7 @@ import sys
 import torch
 
 from tritonrnn import tuning
-from tritonrnn.kernels import backward, config, forward, recurrence
+from tritonrnn.kernels import backward, config, forward
 from tritonrnn.kernels.cells import CELL_CODES, GATES
 
 DEFAULT_CELLS = ("LSTM", "GRU", "RNN_TANH")
@@ -121,8 +121,8 @@ def _gpu_measure_factory(seq, device):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and recurrence._split_layout(plan, CELL_CODES[cell], hidden, width,
-                                                       dtype, device)[0] != plan:
+            if plan.split and config.split_layout(plan, CELL_CODES[cell], hidden, width, dtype,
+                                                  config.device_limits(device)).plan != plan:
                 # More hidden slices than SMs: the launcher would run config.multi_slice_plan
                 # instead, so the time would not be this plan's.
                 raise ValueError("more hidden slices than SMs")

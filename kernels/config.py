@@ -28,20 +28,33 @@ ONCHIP_WEIGHT_BYTES = 128 * 1024
 BLOCK_B = 16      # batch rows per program; tl.dot needs every dimension >= 16
 SPLIT_BLOCK_KC = 64  # reduction chunk of force_split plans (tests)
 
-_forced_split_block = None
+_forced_split = None
+
+
+@dataclass(frozen=True)
+class ForcedSplit:
+    """Test settings of the split regime (None: the launcher's own choice)."""
+    hidden_block: int
+    reduction_chunk: int = SPLIT_BLOCK_KC
+    resident_chunks: int = None  # W_hh (and W_hr) chunks kept on chip, 0..4
+    programs: int = None         # programs per group (the interpreter's default is 1)
 
 
 @contextlib.contextmanager
-def force_split(hidden_block):
+def force_split(hidden_block, reduction_chunk=SPLIT_BLOCK_KC, resident_chunks=None,
+                programs=None):
     """Run every recurrence in the split regime with `hidden_block` hidden units per program
-    (power of two >= 16); lets tests drive the multi-program path at small sizes."""
-    global _forced_split_block
+    (power of two >= 16); lets tests drive the multi-program path at small sizes, choose how
+    much of W stays resident (the rest is streamed) and how many programs a group has (more
+    than one under the interpreter needs every program in its own thread)."""
+    global _forced_split
     assert hidden_block >= 16 and hidden_block & (hidden_block - 1) == 0
-    saved, _forced_split_block = _forced_split_block, hidden_block
+    saved = _forced_split
+    _forced_split = ForcedSplit(hidden_block, reduction_chunk, resident_chunks, programs)
     try:
         yield
     finally:
-        _forced_split_block = saved
+        _forced_split = saved
 
 
 def block(n):
@@ -128,9 +141,9 @@ def plan(cell, hidden, width, dtype, batch=None, device=None):
     plan, else the tuning table's choice for this batch size and device, else the default."""
     if _forced_plan is not None:
         return _forced_plan
-    if _forced_split_block is not None:
-        return Plan(True, BLOCK_B, min(_forced_split_block, block(hidden)),
-                    min(SPLIT_BLOCK_KC, block(width)), 4)
+    if _forced_split is not None:
+        return Plan(True, BLOCK_B, min(_forced_split.hidden_block, block(hidden)),
+                    min(_forced_split.reduction_chunk, block(width)), 4)
     if _plan_source is not None and batch is not None:
         chosen = _plan_source(cell, hidden, width, dtype, batch, device)
         if chosen is not None:
@@ -181,13 +194,17 @@ def fits_on_chip(cell, hidden, width, dtype):
 # Fused: (batch tile, warps); all of W_hh is on chip, so the H and K tiles are fixed. Batch
 # tile 32 with 4 warps is left out: it spilled for every cell and dtype at H >= 64.
 FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
-# Split: (hidden slice, warps, pipeline stages, reduction chunk) with batch tile 16. Batch
-# tile 32 and 3 stages spilled in most split configurations when tried; fp32 (no tensor
-# cores: FMA dots hold whole operand rows per thread) needs the narrower chunk or more warps;
-# the 16-wide chunks are the last resort of fp32 LSTM with projection on sm_80.
-SPLIT_SPACE = ((32, 8, 1, 64), (16, 8, 1, 64), (64, 8, 1, 64), (32, 4, 1, 64), (16, 4, 1, 64),
-               (32, 8, 2, 64), (16, 8, 1, 32), (32, 8, 1, 32), (16, 4, 1, 32), (32, 8, 2, 32),
-               (16, 16, 1, 64), (32, 16, 1, 32), (16, 8, 1, 16), (16, 16, 1, 16))
+# Split: (rows of W_hh per program, warps, pipeline stages, reduction chunk) with batch tile
+# 16. A program owns rows // GP hidden units (GP: gates padded to 4, or 1 for RNN), so 64
+# rows are 16 units of LSTM/GRU or 64 of RNN: the tall side of a wgmma (M = 64). Its rows
+# stay on chip in chunks of the reduction width (kernels/split.py).
+SPLIT_SPACE = ((64, 4, 1, 256), (64, 8, 1, 256), (64, 4, 1, 128), (64, 8, 1, 128),
+               (64, 8, 1, 64), (128, 8, 1, 128), (32, 4, 1, 64))
+
+
+def padded_gates(cell):
+    """GP: gates a split-regime program holds rows for (GRU's 3 padded to 4; RNN 1)."""
+    return 4 if GATES[cell] > 1 else 1
 
 
 def candidates(cell, hidden, width, dtype, include_pruned=False):
@@ -207,9 +224,101 @@ def _candidates(cell, hidden, width, dtype, include_pruned, math_name):
     if fits_on_chip(cell, hidden, width, dtype):
         plans += [Plan(False, bb, block(hidden), block(width), warps, 1)
                   for bb, warps in FUSED_SPACE]
-    plans += [Plan(True, BLOCK_B, min(bn, block(hidden)), min(kc, block(width)), warps, stages)
-              for bn, warps, stages, kc in SPLIT_SPACE]
+    plans += [Plan(True, BLOCK_B, min(rows // padded_gates(cell), block(hidden)),
+                   min(kc, block(width)), warps, stages)
+              for rows, warps, stages, kc in SPLIT_SPACE]
     unique = tuple(dict.fromkeys(plans))
     if include_pruned:
         return unique
     return tuple(p for p in unique if not is_pruned(cell, width != hidden, math_name, p))
+
+
+# -- how a split-regime launch is laid out on a device --------------------------------------
+
+# Opt-in shared memory per block (bytes) by compute capability major, for devices whose
+# properties do not say (torch's own figures for H100 and A100).
+SHARED_PER_BLOCK = {9: 232448, 8: 166912}
+NOMINAL_SMS = 132  # an H100/H200, for the layout the compile report assumes
+# Shared memory a split program needs besides its resident chunks (gate split, staging of
+# the dot results, the flags poll): a margin the compile report checks.
+SHARED_RESERVE = 16 * 1024
+# Polls of the group's flags before a waiting program gives up (a few seconds on a GPU).
+SPIN_LIMIT = 1 << 22
+
+
+@dataclass(frozen=True)
+class SplitLayout:
+    """What a split-regime launch runs with: its plan, programs per group, hidden slices,
+    whether programs walk several slices (MULTI), and how many [rows, block_k] chunks of
+    W_hh (res_chunks) and of W_hr (res_proj) each program keeps on chip."""
+    plan: Plan
+    progs: int
+    n_slices: int
+    res_chunks: int
+    res_proj: int
+
+    @property
+    def multi(self):
+        return self.progs < self.n_slices
+
+    def streams(self, hidden, width):
+        """(W_hh, W_hr): whether any of a first slice's columns are streamed each step."""
+        chunk = self.plan.block_k
+        return (self.res_chunks * chunk < width,
+                width != hidden and self.res_proj * chunk < hidden)
+
+
+def resident_chunks(cell, plan, hidden, width, dtype, shared_limit):
+    """(W_hh chunks, W_hr chunks) a program of `plan` keeps on chip within shared_limit
+    bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles)."""
+    item = 2 if dtype in (torch.float16, torch.bfloat16) else (8 if dtype == torch.float64 else 4)
+    rows = padded_gates(cell) * plan.block_h
+    chunk = plan.block_k
+    staging = chunk * plan.block_b * item  # the state chunk each resident product reads
+    budget = shared_limit - SHARED_RESERVE
+    res = min(4, -(-width // chunk))
+    while res > 0 and res * (rows * chunk * item + staging) > budget:
+        res -= 1
+    budget -= res * (rows * chunk * item + staging)
+    res_proj = 0
+    if width != hidden:
+        res_proj = min(4, -(-max(hidden, width) // chunk))
+        while res_proj > 0 and res_proj * (plan.block_h * chunk * item + staging) > budget:
+            res_proj -= 1
+    return res, res_proj
+
+
+def device_limits(device):
+    """(SMs, shared memory per block) of a CUDA device; None for other devices."""
+    if device is None or device.type != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(device)
+    shared = getattr(props, "shared_memory_per_block_optin", 0) or \
+        SHARED_PER_BLOCK.get(props.major, 99 * 1024)
+    return props.multi_processor_count, shared
+
+
+def split_layout(plan, cell, hidden, width, dtype, limits=None):
+    """The layout of a split launch of `plan` on a device with `limits` = (SMs, shared memory
+    per block), None for the interpreter. A group's programs wait for each other, so all
+    must run at once: one program per slice when the device has as many SMs, else one per SM
+    walking several slices with the widest-slice plan clean in that form. The interpreter runs
+    programs one after another, so there one program walks all of a group's slices (unless a
+    test forces more, each then in its own thread)."""
+    n_slices = -(-hidden // plan.block_h)
+    forced = _forced_split if plan.split else None
+    if limits is None:
+        progs = forced.programs if forced is not None and forced.programs else 1
+        shared = SHARED_PER_BLOCK[9]
+    else:
+        sms, shared = limits
+        if n_slices > sms:
+            plan = multi_slice_plan(cell, hidden, width, dtype)
+            n_slices = -(-hidden // plan.block_h)
+        progs = min(n_slices, sms)
+    progs = min(progs, n_slices)
+    res, res_proj = resident_chunks(cell, plan, hidden, width, dtype, shared)
+    if forced is not None and forced.resident_chunks is not None:
+        res = min(res, forced.resident_chunks)
+        res_proj = min(res_proj, forced.resident_chunks)
+    return SplitLayout(plan, progs, n_slices, res, res_proj)

@@ -36,43 +36,39 @@ def mm(a, b, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.con
 
 
 @triton.jit
-def store_activations(act_ptr, cs_ptr, seq_row, offs, mask, a0, a1, a2, a3, c_new,
+def store_activations(act_ptr, cs_ptr, act_offs, cs_offs, mask, a0, a1, a2, a3, c_new,
                       CELL: tl.constexpr, S: tl.constexpr, H):
-    """What training saves of one step for hidden units `offs`: the S activations into act
-    [D, T, B, S, H] and (LSTM) c into cs [D, T, B, H]; seq_row [BLOCK_B] is the row of
-    (d, t, b) in [D, T, B, *] buffers."""
-    saved = seq_row[:, None] * S * H + offs[None, :]
+    """What training saves of one step: the S activations into act [D, T, B, S, H] and (LSTM)
+    c into cs [D, T, B, H]. act_offs / cs_offs: element offsets of the tile's first
+    activation in act and of its c in cs (any tile orientation)."""
     ty = act_ptr.dtype.element_ty
     if S > 0:
-        tl.store(act_ptr + saved, a0.to(ty), mask=mask)
+        tl.store(act_ptr + act_offs, a0.to(ty), mask=mask)
     if S > 1:
-        tl.store(act_ptr + saved + H, a1.to(ty), mask=mask)
-        tl.store(act_ptr + saved + 2 * H, a2.to(ty), mask=mask)
-        tl.store(act_ptr + saved + 3 * H, a3.to(ty), mask=mask)
+        tl.store(act_ptr + act_offs + H, a1.to(ty), mask=mask)
+        tl.store(act_ptr + act_offs + 2 * H, a2.to(ty), mask=mask)
+        tl.store(act_ptr + act_offs + 3 * H, a3.to(ty), mask=mask)
     if CELL == 2:
-        tl.store(cs_ptr + seq_row[:, None] * H + offs[None, :], c_new.to(cs_ptr.dtype.element_ty),
-                 mask=mask)
+        tl.store(cs_ptr + cs_offs, c_new.to(cs_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def load_activations(act_ptr, y_ptr, seq_row, y_row, offs, mask, S: tl.constexpr, H, K,
+def load_activations(act_ptr, y_ptr, act_offs, y_offs, mask, S: tl.constexpr, H,
                      ACC_DTYPE: tl.constexpr):
-    """The saved activations a0..a3 of one step for hidden units `offs`, in ACC_DTYPE. RNN
-    saves none: its activation h is the step's output, read from y [T, B, D, K] at row
-    y_row (K == H)."""
-    saved = seq_row[:, None] * S * H + offs[None, :]
+    """The saved activations a0..a3 of one step, in ACC_DTYPE (offsets as store_activations).
+    RNN saves none: its activation h is the step's output, read from y [T, B, D, K] at
+    y_offs (K == H)."""
     if S > 0:
-        a0 = tl.load(act_ptr + saved, mask=mask, other=0.0).to(ACC_DTYPE)
+        a0 = tl.load(act_ptr + act_offs, mask=mask, other=0.0).to(ACC_DTYPE)
     else:
-        a0 = tl.load(y_ptr + y_row[:, None] * K + offs[None, :], mask=mask,
-                     other=0.0).to(ACC_DTYPE)
+        a0 = tl.load(y_ptr + y_offs, mask=mask, other=0.0).to(ACC_DTYPE)
     a1 = a0
     a2 = a0
     a3 = a0
     if S > 1:
-        a1 = tl.load(act_ptr + saved + H, mask=mask, other=0.0).to(ACC_DTYPE)
-        a2 = tl.load(act_ptr + saved + 2 * H, mask=mask, other=0.0).to(ACC_DTYPE)
-        a3 = tl.load(act_ptr + saved + 3 * H, mask=mask, other=0.0).to(ACC_DTYPE)
+        a1 = tl.load(act_ptr + act_offs + H, mask=mask, other=0.0).to(ACC_DTYPE)
+        a2 = tl.load(act_ptr + act_offs + 2 * H, mask=mask, other=0.0).to(ACC_DTYPE)
+        a3 = tl.load(act_ptr + act_offs + 3 * H, mask=mask, other=0.0).to(ACC_DTYPE)
     return a0, a1, a2, a3
 
 
@@ -178,8 +174,10 @@ def fused_forward_kernel(
         tl.store(y_ptr + row[:, None] * K + offs_k[None, :],
                  tl.where(valid2, h_new, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bk)
         if TRAINING:
-            store_activations(act_ptr, cs_ptr, (d64 * T + t64) * B + b64, offs_h, mask_bh,
-                              a0, a1, a2, a3, c_new, CELL, S, H)
+            seq_row = ((d64 * T + t64) * B + b64)[:, None]
+            store_activations(act_ptr, cs_ptr, seq_row * S * H + offs_h[None, :],
+                              seq_row * H + offs_h[None, :], mask_bh, a0, a1, a2, a3, c_new,
+                              CELL, S, H)
 
     tl.store(hn_ptr + state_bk, h.to(hn_ptr.dtype.element_ty), mask=mask_bk)
     if CELL == 2:
@@ -280,8 +278,10 @@ def fused_backward_kernel(
         else:
             dh_cell = dh
 
-        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, (d64 * T + t64) * B + b64, row, offs_h,
-                                          mask_bh, S, H, K, ACC_DTYPE)
+        seq_row = ((d64 * T + t64) * B + b64)[:, None]
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_row * S * H + offs_h[None, :],
+                                          row[:, None] * K + offs_h[None, :], mask_bh, S, H,
+                                          ACC_DTYPE)
         c_t = c_init
         c_prev = c_init
         h_prev = h_init

@@ -12,7 +12,8 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, SAVED, LSTM
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import split_backward_kernel, split_forward_kernel, split_maxnreg
+from .split import (FLAGS_AT, split_backward_kernel, split_backward_warps, split_forward_kernel,
+                    split_maxnreg)
 
 _TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
               torch.float64: tl.float64}
@@ -34,48 +35,44 @@ def _acc_torch_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _sm_count(device):
-    return torch.cuda.get_device_properties(device).multi_processor_count
+def split_meta(layout, code, H, K, backward):
+    """Constexprs and launch options a split kernel (kernels/split.py) runs with under
+    `layout`: the launcher's and the compile report's one source."""
+    plan = layout.plan
+    stream_w, stream_wr = layout.streams(H, K)
+    warps = split_backward_warps(plan.num_warps) if backward else plan.num_warps
+    return dict(GP=config.padded_gates(code), MULTI=layout.multi,
+                RES_CHUNKS=layout.res_chunks, RES_PROJ=layout.res_proj, STREAM_W=stream_w,
+                STREAM_WR=stream_wr, SLICES_P2=triton.next_power_of_2(layout.n_slices),
+                BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
+                num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
 
 
-def _split_layout(plan, code, H, K, dtype, device):
-    """(plan, programs per group, hidden slices) of a split-regime launch. A group (one batch
-    tile and direction) waits at barriers, so all its programs must run at once: one program
-    per slice when the GPU has as many SMs; otherwise the widest-slice plan that is clean in
-    the multi-slice forms, with one program per SM walking several slices. The interpreter
-    runs programs one after another: there one program walks all of a group's slices."""
-    n_slices = triton.cdiv(H, plan.block_h)
-    if INTERPRET or device.type != "cuda":
-        return plan, 1, n_slices
-    sms = _sm_count(device)
-    if n_slices > sms:
-        plan = config.multi_slice_plan(code, H, K, dtype)
-        n_slices = triton.cdiv(H, plan.block_h)
-    return plan, min(n_slices, sms), n_slices
+def _split_launch(plan, code, B, H, K, D, dtype, device, backward):
+    """(layout, grid, sync words, launch meta) of a split-regime launch: the layout from
+    config.split_layout for this device and the zeroed ticket/status/flag words."""
+    layout = config.split_layout(plan, code, H, K, dtype, config.device_limits(device))
+    n_groups = triton.cdiv(B, layout.plan.block_b) * D
+    sync = torch.zeros(FLAGS_AT.value + n_groups * 2 * layout.progs, dtype=torch.int32,
+                       device=device)
+    sync[2] = torch.iinfo(torch.int32).max  # first step a wait gave up at: none yet
+    return layout, (layout.progs * n_groups,), sync, split_meta(layout, code, H, K, backward)
 
 
-def _split_setup(plan, code, B, H, K, D, dtype, device, ring_init, state_init, dummy):
-    """What a split launch needs besides its inputs and outputs: (grid, ring, state, barrier
-    counters, programs per group, launch options). ring [2, D, B, K] carries h (dh) between
-    steps, ring_init ([D, B, K] or None) in slot 1; state [D, B, H] is LSTM's c (dc), holding
-    state_init (or zeros) on entry and the final value on exit (`dummy` for other cells).
-    Both are fp32 (fp64 for fp64)."""
-    plan, progs, n_slices = _split_layout(plan, code, H, K, dtype, device)
-    n_groups = triton.cdiv(B, plan.block_b) * D
-    acc = _acc_torch_dtype(dtype)
-    ring = torch.zeros((2, D, B, K), dtype=acc, device=device)
-    if ring_init is not None:
-        ring[1].copy_(ring_init)
-    state = dummy
-    if code == LSTM:
-        state = torch.zeros((D, B, H), dtype=acc, device=device)
-        if state_init is not None:
-            state.copy_(state_init)
-    bars = torch.zeros(1 + n_groups, dtype=torch.int32, device=device)
-    meta = dict(MULTI=progs < n_slices, BLOCK_B=plan.block_b, BLOCK_N=plan.block_h,
-                BLOCK_KC=plan.block_k, num_warps=plan.num_warps, num_stages=plan.num_stages,
-                maxnreg=split_maxnreg(plan.num_warps))
-    return (progs * n_groups,), ring, state, bars, progs, meta
+def _check_waits(sync, layout, what):
+    """Raise if a split launch's programs gave up waiting for each other (their results are
+    then wrong). Reading the status waits for the launch; skipped while a CUDA graph is
+    being captured, where nothing may be read back."""
+    if sync.is_cuda and torch.cuda.is_current_stream_capturing():
+        return
+    gave_up, step = sync[1:3].tolist()
+    if gave_up:
+        raise RuntimeError(
+            f"tritonrnn {what}: a program of the split regime waited {config.SPIN_LIMIT} polls "
+            f"at step {step} for the other {layout.progs - 1} programs of its group and gave "
+            f"up, so the results are not valid. The {layout.progs} programs of a group must "
+            "run at the same time; something else was probably holding the GPU's SMs "
+            "(another process, or kernels on other streams).")
 
 
 def _common(dtype):
@@ -119,15 +116,25 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    grid, ring, c_work, bars, progs, meta = _split_setup(plan, code, B, H, K, D, dtype, dev, h0,
-                                                         c0, dummy)
+    layout, grid, sync, meta = _split_launch(plan, code, B, H, K, D, dtype, dev, False)
+    acc = _acc_torch_dtype(dtype)
+    ring = torch.zeros((2, D, B, K), dtype=dtype, device=dev)  # h in the storage dtype
+    h_work = torch.zeros((D, B, K), dtype=acc, device=dev)
+    c_work = torch.zeros((D, B, H), dtype=acc, device=dev)
+    if h0 is not None:
+        ring[1].copy_(h0)
+        h_work.copy_(h0)
+    if c0 is not None:
+        c_work.copy_(c0)
     hh = torch.empty((D, B, H), dtype=dtype, device=dev) if whr is not None else dummy
     split_forward_kernel[grid](
-        xp, whh, *args, ring, hh, c_work, lengths if lengths is not None else dummy, y,
-        act if act is not None else dummy, cs if cs is not None else dummy, bars,
-        T, B, H, K, D, progs, **dict(flags, **meta))
+        xp, whh, *args, lengths if lengths is not None else dummy, y,
+        act if act is not None else dummy, cs if cs is not None else dummy, ring, hh, c_work,
+        h_work, sync, T, B, H, K, D, layout.progs, config.SPIN_LIMIT,
+        **dict(flags, **meta))
     launches.record("split_forward")
-    h_n.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
+    _check_waits(sync, layout, "forward")
+    h_n.copy_(h_work)
     if c_n is not None:
         c_n.copy_(c_work)
     return y, h_n, c_n, act, cs
@@ -168,13 +175,26 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    grid, ring, dc_work, bars, progs, meta = _split_setup(plan, code, B, H, K, D, dtype, dev,
-                                                          dh_n, dc_n, dummy)
+    layout, grid, sync, meta = _split_launch(plan, code, B, H, K, D, dtype, dev, True)
+    acc = _acc_torch_dtype(dtype)
+    n_groups = triton.cdiv(B, layout.plan.block_b) * D
+    # every slice's partial product of dh_{t-1}, two steps' worth (kernels/split.py)
+    parts = torch.empty((2, n_groups, layout.n_slices, K, layout.plan.block_b), dtype=acc,
+                        device=dev)
+    dhx = torch.empty((D, B, K), dtype=acc, device=dev) if whr is not None else parts
+    dh_work = torch.zeros((2, D, B, K), dtype=acc, device=dev)
+    dc_work = torch.zeros((D, B, H), dtype=acc, device=dev)
+    if dh_n is not None:
+        dh_work[0].copy_(dh_n)
+    if dc_n is not None:
+        dc_work.copy_(dc_n)
     split_backward_kernel[grid](
-        opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), ring, dc_work,
-        dxp, opt(dhg), opt(dhs), bars, T, B, H, K, D, progs, **dict(flags, **meta))
+        opt(dy), act, opt(cs), y, opt(h0), opt(c0), opt(lengths), whh, opt(whr), dxp, opt(dhg),
+        opt(dhs), parts, dhx, dc_work, dh_work, sync, T, B, H, K, D, layout.progs,
+        config.SPIN_LIMIT, **dict(flags, **meta))
     launches.record("split_backward")
-    dh0.copy_(ring[(T - 1) % 2] if T > 0 else ring[1])
+    _check_waits(sync, layout, "backward")
+    dh0.copy_(dh_work[0])
     if dc0 is not None:
         dc0.copy_(dc_work)
     return dxp, dhg, dhs, dh0, dc0

@@ -1,34 +1,49 @@
-"""Recurrence with the hidden dimension split across programs, for W_hh too big for one.
+"""Recurrence with the hidden units split across programs, each keeping its rows of W_hh on chip.
 
 Work: (hidden slices, batch tiles, directions). A group of `progs` programs serves one
-(batch tile, direction); slice s of BLOCK_N hidden units belongs to program s % progs of its
-group. Every step needs all of h_{t-1}, so h travels through a ping-pong buffer in global
-memory ("ring", slot step % 2 holds h after that step; the host puts h0 in slot 1 before
-step 0), and the group's programs wait for each other at a barrier between phases:
-  forward:  cell phase (gates, c, h or the unprojected h) [, projection phase (h = W_hr h)]
-  backward: cell phase (gate gradients of its units), recurrent phase (dh_{t-1} for its
-            slices of K, which needs every gate gradient of step t).
-All T steps run in one launch, so there is no per-step host work at any length.
+(batch tile, direction); slice s (BLOCK_N hidden units) belongs to program s % progs. All T
+steps run in one launch.
 
-A barrier needs every program of the group running at once. The host keeps progs within the
-SM count, and programs take their work from a ticket counter in the order they start rather
-than from their program id: a group's programs hold consecutive tickets, so a waiting group
-is never starved by later groups, and any number of groups (batch tiles x directions) runs
-in waves. With progs = number of slices each program owns one slice and keeps its c (dc) in
-registers (MULTI=False); with fewer (hidden sizes beyond the SM count, and the interpreter,
-which runs programs one after another and so uses progs = 1) programs walk several slices
-and keep c in global memory (MULTI=True).
+Weights stay resident. A program's first slice owns M = GP * BLOCK_N rows of W_hh (its units'
+rows of every gate, gate-major; GRU's three gates are padded to GP = 4 with zero rows so that
+M = 64 at BLOCK_N = 16). Before the time loop the program loads them as RES_CHUNKS
+loop-invariant [M, BLOCK_KC] tiles: Triton keeps the shared-memory copy of a loop-invariant
+dot operand out of the loop, so W_hh is read from DRAM once per sequence. The products are
+taken transposed, acc^T [M, BLOCK_B] = W_rows @ h^T, so M is the MMA's tall side (sm_90 runs
+wgmma reading W straight from shared memory) and the batch rides in its narrow side. Columns
+of K past RES_CHUNKS * BLOCK_KC (large K), and the rows of further slices of a program that
+walks several (MULTI), are streamed from global memory each step. W_hr (projection) is held
+the same way by the programs that own slices of K.
 
-Legend as in fused.py. W_hh is re-read each step here (from L2 on a GPU), in chunks of
-BLOCK_KC along the reduction.
+Exchange, not a barrier. Every step needs all of h_{t-1}. Each program writes its units' h
+into a two-slot ring in the storage dtype (h after step s in slot s % 2, h0 in slot 1), then
+publishes the step in its own flag (one release store); the others poll the group's flags
+with relaxed loads (no read-modify-write, no L1 invalidation), then read all of h_{t-1} in
+one round trip (strong loads, served by L2). A program keeps its own units' h and c in fp32
+registers. Backward keeps the same rows of W_hh: each program forms the partial product
+W_rows^T @ dG^T [K, B] of its slice's gate gradients and writes it; after the exchange the
+owner of each slice of K sums the partials of every slice in a fixed order, so results are
+bitwise the same whatever the number of programs. With a projection each step has two
+exchanges (the cell output, then h).
+
+Never hang. A group's programs take consecutive tickets from a counter in the order they
+start, so the host only needs one group resident at a time (any number of groups runs in
+waves). Every wait is bounded by `spin_limit` polls: past it the program records the step in
+the status words and stops waiting for the rest of the launch; the host then raises.
+
+Legend as in fused.py; tiles here are [units, batch] (transposed against fused.py).
+sync_ptr (int32): [0] ticket counter, [1] status (1: a wait gave up), [2] first step that
+gave up, [3] unused, then flags [groups, 2 phases, progs] (last step published, plus one).
 """
 import triton
 import triton.language as tl
 
 from .cells import cell_backward, cell_forward
-from .fused import load_activations, load_tile, load_tile_t, mm, store_activations
+from .fused import load_activations, store_activations
 
 REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
+FLAGS_AT = tl.constexpr(4)        # first flag word in sync_ptr
+STATUS_GAVE_UP = tl.constexpr(1)
 
 
 def split_maxnreg(num_warps):
@@ -38,407 +53,687 @@ def split_maxnreg(num_warps):
     return min(255, REGISTER_FILE // (32 * num_warps))
 
 
+def split_backward_warps(num_warps):
+    """Warps of the split backward kernel for a plan of `num_warps`: it holds every slice's
+    partial product of dh_{t-1} in flight, which spills at 4 warps (LSTM fp16 H=768, sm_90),
+    so it runs with at least 8."""
+    return max(8, num_warps)
+
+
+# -- work, flags and waits ---------------------------------------------------------------
+
 @triton.jit
-def claim_work(bar_ptr, progs, D):
-    """(program within group, batch tile, direction, barrier counter) of this program, by the
-    order programs start: bar_ptr[0] is the ticket counter, bar_ptr[1 + group] the group's
-    barrier."""
-    ticket = tl.atomic_add(bar_ptr, 1, sem="relaxed", scope="gpu")
+def claim_work(sync_ptr, progs, D):
+    """(program within group, batch tile, direction, group) of this program, by the order
+    programs start (ticket counter sync_ptr[0])."""
+    ticket = tl.atomic_add(sync_ptr, 1, sem="relaxed", scope="gpu")
     group = ticket // progs
-    return ticket % progs, group // D, group % D, bar_ptr + 1 + group
+    return ticket % progs, group // D, group % D, group
 
 
 @triton.jit
-def grid_barrier(bar_ptr, target):
-    """Wait until `target` arrivals are counted at bar_ptr (a monotonically growing counter)."""
-    tl.debug_barrier()  # every thread's stores of this program are issued before arriving
-    tl.atomic_add(bar_ptr, 1, sem="release", scope="gpu")
-    seen = tl.atomic_add(bar_ptr, 0, sem="acquire", scope="gpu")
-    while seen < target:
-        seen = tl.atomic_add(bar_ptr, 0, sem="acquire", scope="gpu")
+def publish(flag_ptr, step_done):
+    """Tell the group this program's writes of a phase are done (flag = step_done)."""
+    tl.debug_barrier()  # every thread's stores are issued before the release
+    tl.atomic_xchg(flag_ptr, step_done, sem="release", scope="gpu")
+
+
+@triton.jit
+def wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
+                   SLICES_P2: tl.constexpr):
+    """Wait until every program's flag in flag_row [progs] reaches `target`, polling at most
+    spin_limit times. Returns `alive` (int32 1/0): 0 once any wait of this program gave up;
+    a program that gave up records it in the status words and waits no more."""
+    offs = tl.arange(0, SLICES_P2)
+    mask = offs < progs
+    seen = tl.min(tl.load(flag_row + offs, mask=mask, other=target, volatile=True), axis=0)
+    polls = 0
+    limit = spin_limit * alive
+    while (seen < target) & (polls < limit):
+        seen = tl.min(tl.load(flag_row + offs, mask=mask, other=target, volatile=True), axis=0)
+        polls += 1
+    ok = (seen >= target).to(tl.int32)
+    if alive * (1 - ok) > 0:
+        tl.atomic_xchg(sync_ptr + 1, STATUS_GAVE_UP, sem="relaxed", scope="gpu")
+        tl.atomic_min(sync_ptr + 2, step, sem="relaxed", scope="gpu")
     tl.debug_barrier()
+    return alive * ok
+
+
+# -- resident rows and products --------------------------------------------------------
+
+@triton.jit
+def gate_rows(n0, H, G: tl.constexpr, GP: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Rows of W_hh [G*H, K] owned by the slice of units n0 + [0, BLOCK_N): [GP*BLOCK_N]
+    int64 row indices, gate-major, and whether each row exists (padding gates, n >= H)."""
+    r = tl.arange(0, GP * BLOCK_N)
+    g = r // BLOCK_N
+    n = n0 + r % BLOCK_N
+    return g.to(tl.int64) * H + n, (g < G) & (n < H)
 
 
 @triton.jit
-def load_state(ptr, state_row, offs_n, mask_b, H):
-    """[BLOCK_B, BLOCK_N] tile of a [D, B, H] state buffer (c or dc), zero outside."""
-    mask = mask_b[:, None] & (offs_n[None, :] < H)
-    return tl.load(ptr + state_row[:, None] * H + offs_n[None, :], mask=mask, other=0.0)
+def load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L):
+    """[len(rows), len(kk)] tile: element [i, j] = w_ptr[rows[i] * row_stride + kk[j] *
+    col_stride], zero outside the rows that exist and columns < L."""
+    ptrs = w_ptr + rows[:, None] * row_stride + kk[None, :].to(tl.int64) * col_stride
+    return tl.load(ptrs, mask=rows_ok[:, None] & (kk[None, :] < L), other=0.0)
 
 
 @triton.jit
-def store_state(ptr, value, state_row, offs_n, mask_b, H):
-    mask = mask_b[:, None] & (offs_n[None, :] < H)
-    tl.store(ptr + state_row[:, None] * H + offs_n[None, :], value, mask=mask)
+def load_resident(w_ptr, rows, rows_ok, row_stride, col_stride, L,
+                  RES: tl.constexpr, M: tl.constexpr, BLOCK_KC: tl.constexpr,
+                  DOT_DTYPE: tl.constexpr):
+    """The first RES (<= 4) [M, BLOCK_KC] chunks of a program's rows, loaded once per launch
+    and kept on chip (as loop-invariant dot operands)."""
+    offs = tl.arange(0, BLOCK_KC)
+    w0 = tl.zeros([M, BLOCK_KC], DOT_DTYPE)
+    w1 = w0
+    w2 = w0
+    w3 = w0
+    if RES > 0:
+        w0 = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, offs, L).to(DOT_DTYPE)
+    if RES > 1:
+        w1 = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, BLOCK_KC + offs,
+                          L).to(DOT_DTYPE)
+    if RES > 2:
+        w2 = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, 2 * BLOCK_KC + offs,
+                          L).to(DOT_DTYPE)
+    if RES > 3:
+        w3 = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, 3 * BLOCK_KC + offs,
+                          L).to(DOT_DTYPE)
+    return w0, w1, w2, w3
 
 
 @triton.jit
-def forward_cell_slice(
-    offs_n, c, xp_ptr, w_base, bhn_ptr, hh_ptr, y_ptr, act_ptr, cs_ptr, prev, cur,
-    row, saved_row, state_row, mask_b, valid2, d64, H, K,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr, HAS_BHN: tl.constexpr,
-    PROJ: tl.constexpr, TRAINING: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-):
-    """One forward step of the cell for hidden units offs_n [BLOCK_N]; c [BLOCK_B, BLOCK_N]
-    is their cell state before the step. Returns it after the step (kept past each length).
-    Writes h (or, projecting, the cell output to hh), y and what training saves."""
-    offs_kc = tl.arange(0, BLOCK_KC)
-    mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
-    xp_base = xp_ptr + row[:, None] * G * H + offs_n[None, :]
-    x0 = tl.load(xp_base, mask=mask_bn, other=0.0).to(ACC_DTYPE)
+def load_columns(src, state_col, mask_b, kk, L):
+    """[len(kk), BLOCK_B] tile of a [D, B, L] exchange buffer, transposed: element [j, b] is
+    src[state_col[b] * L + kk[j]]. Strong loads: the data another program just published."""
+    return tl.load(src + state_col * L + kk[:, None], mask=(kk[:, None] < L) & mask_b[None, :],
+                   other=0.0, volatile=True)
+
+
+@triton.jit
+def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision=PRECISION)
+
+
+@triton.jit
+def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_stride,
+                     src, state_col, mask_b, L,
+                     RES: tl.constexpr, STREAM: tl.constexpr, M: tl.constexpr,
+                     BLOCK_B: tl.constexpr,
+                     BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
+                     PRECISION: tl.constexpr):
+    """acc^T [M, BLOCK_B] = W[rows, :L] @ S^T, S [B, L] the exchanged state in src: the
+    resident chunks w0..w(RES-1) first, with every one of their state chunks loaded before
+    the first product (one round trip), then (STREAM) the rest of L streamed. STREAM is a
+    constexpr because the streaming loop's registers, even when it runs no trip, make a
+    fully resident program spill."""
+    offs = tl.arange(0, BLOCK_KC)
+    acc = tl.zeros([M, BLOCK_B], ACC_DTYPE)
+    s0 = tl.zeros([BLOCK_KC, BLOCK_B], src.dtype.element_ty)
+    s1 = s0
+    s2 = s0
+    s3 = s0
+    if RES > 0:
+        s0 = load_columns(src, state_col, mask_b, offs, L)
+    if RES > 1:
+        s1 = load_columns(src, state_col, mask_b, BLOCK_KC + offs, L)
+    if RES > 2:
+        s2 = load_columns(src, state_col, mask_b, 2 * BLOCK_KC + offs, L)
+    if RES > 3:
+        s3 = load_columns(src, state_col, mask_b, 3 * BLOCK_KC + offs, L)
+    if RES > 0:
+        acc = dot_acc(w0, s0, acc, DOT_DTYPE, PRECISION)
+    if RES > 1:
+        acc = dot_acc(w1, s1, acc, DOT_DTYPE, PRECISION)
+    if RES > 2:
+        acc = dot_acc(w2, s2, acc, DOT_DTYPE, PRECISION)
+    if RES > 3:
+        acc = dot_acc(w3, s3, acc, DOT_DTYPE, PRECISION)
+    if STREAM:
+        for k0 in range(RES * BLOCK_KC, L, BLOCK_KC):
+            kk = k0 + offs
+            w = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L)
+            acc = dot_acc(w, load_columns(src, state_col, mask_b, kk, L), acc, DOT_DTYPE,
+                          PRECISION)
+    return acc
+
+
+@triton.jit
+def store_partial(part_ptr, w, stack, k0, K, BLOCK_B: tl.constexpr, BLOCK_KC: tl.constexpr,
+                  DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """part[k0:k0+BLOCK_KC, :] = w^T @ stack: one chunk of a slice's partial product."""
+    kk = k0 + tl.arange(0, BLOCK_KC)
+    part = tl.dot(tl.trans(w).to(DOT_DTYPE), stack.to(DOT_DTYPE), out_dtype=ACC_DTYPE,
+                  input_precision=PRECISION)
+    tl.store(part_ptr + kk[:, None].to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)[None, :],
+             part, mask=kk[:, None] < K)
+
+
+@triton.jit
+def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
+                       RES: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_KC: tl.constexpr,
+                       DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
+                       PRECISION: tl.constexpr):
+    """part [K, BLOCK_B] = W[rows, :K]^T @ stack [M, BLOCK_B]: a slice's share of dh_{t-1}."""
+    if RES > 0:
+        store_partial(part_ptr, w0, stack, 0, K, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                      PRECISION)
+    if RES > 1:
+        store_partial(part_ptr, w1, stack, BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                      ACC_DTYPE, PRECISION)
+    if RES > 2:
+        store_partial(part_ptr, w2, stack, 2 * BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                      ACC_DTYPE, PRECISION)
+    if RES > 3:
+        store_partial(part_ptr, w3, stack, 3 * BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                      ACC_DTYPE, PRECISION)
+    if STREAM:
+        offs = tl.arange(0, BLOCK_KC)
+        for k0 in range(RES * BLOCK_KC, K, BLOCK_KC):
+            w = load_w_chunk(w_ptr, rows, rows_ok, K, 1, k0 + offs, K)
+            store_partial(part_ptr, w, stack, k0, K, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                          PRECISION)
+
+
+@triton.jit
+def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+                 SLICES_P2: tl.constexpr):
+    """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
+    order (groups of up to 8 slices, loaded together): [BLOCK_N, BLOCK_B]."""
+    SC: tl.constexpr = 8 if SLICES_P2 > 8 else SLICES_P2
+    offs_k = n0 + tl.arange(0, BLOCK_N)
+    offs_j = tl.arange(0, BLOCK_B)
+    inner = offs_k[None, :, None].to(tl.int64) * BLOCK_B + offs_j[None, None, :]
+    acc = tl.zeros([BLOCK_N, BLOCK_B], group_parts.dtype.element_ty)
+    for s0 in tl.static_range(0, SLICES_P2, SC):
+        sl = s0 + tl.arange(0, SC)
+        ptrs = group_parts + sl[:, None, None].to(tl.int64) * K * BLOCK_B + inner
+        mask = (sl[:, None, None] < n_slices) & (offs_k[None, :, None] < K)
+        acc += tl.sum(tl.load(ptrs, mask=mask, other=0.0, volatile=True), axis=0)
+    return acc
+
+
+@triton.jit
+def split_gates(acc, GP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """[GP*BLOCK_N, BLOCK_B] gate-major rows -> four [BLOCK_N, BLOCK_B] (GP = 1: the one)."""
+    if GP == 4:
+        x = tl.permute(tl.reshape(acc, [4, BLOCK_N, BLOCK_B]), [1, 2, 0])
+        x = tl.reshape(x, [BLOCK_N, BLOCK_B, 2, 2])  # [..., i, j] is gate 2i + j
+        even_j, odd_j = tl.split(x)
+        g0, g2 = tl.split(even_j)
+        g1, g3 = tl.split(odd_j)
+        return g0, g1, g2, g3
+    else:
+        return acc, acc, acc, acc
+
+
+@triton.jit
+def stack_gates(g0, g1, g2, g3, GP: tl.constexpr, BLOCK_N: tl.constexpr,
+                BLOCK_B: tl.constexpr):
+    """Inverse of split_gates: [GP*BLOCK_N, BLOCK_B] gate-major."""
+    if GP == 4:
+        x = tl.join(tl.join(g0, g2), tl.join(g1, g3))  # [..., i, j] is gate 2i + j
+        x = tl.permute(tl.reshape(x, [BLOCK_N, BLOCK_B, 4]), [2, 0, 1])
+        return tl.reshape(x, [4 * BLOCK_N, BLOCK_B])
+    else:
+        return g0
+
+
+@triton.jit
+def load_units(ptr, offs, mask):
+    return tl.load(ptr + offs, mask=mask, other=0.0)
+
+
+# -- forward ---------------------------------------------------------------------------
+
+@triton.jit
+def load_input_projection(xp_ptr, n0, col, mask_b, H, G: tl.constexpr,
+                          BLOCK_N: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """The step's input projections x0..x3 [BLOCK_N, BLOCK_B] of units n0 + [0, BLOCK_N)."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask = (offs_n[:, None] < H) & mask_b[None, :]
+    xp_offs = col * G * H + offs_n[:, None]
+    x0 = load_units(xp_ptr, xp_offs, mask).to(ACC_DTYPE)
     x1 = x0
     x2 = x0
     x3 = x0
     if G > 1:
-        x1 = tl.load(xp_base + H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
-        x2 = tl.load(xp_base + 2 * H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
+        x1 = load_units(xp_ptr, xp_offs + H, mask).to(ACC_DTYPE)
+        x2 = load_units(xp_ptr, xp_offs + 2 * H, mask).to(ACC_DTYPE)
     if G > 3:
-        x3 = tl.load(xp_base + 3 * H, mask=mask_bn, other=0.0).to(ACC_DTYPE)
-    b_hn = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    if HAS_BHN:
-        b_hn += tl.load(bhn_ptr + d64 * H + offs_n, mask=offs_n < H, other=0.0).to(ACC_DTYPE)[None, :]
-    # p_g = h_{t-1} @ W_hh[gate g, owned units]^T, reduced over K in chunks
-    p0 = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    p1 = p0
-    p2 = p0
-    p3 = p0
-    for k0 in range(0, K, BLOCK_KC):
-        kk = k0 + offs_kc
-        h_chunk = tl.load(prev + kk[None, :], mask=mask_b[:, None] & (kk[None, :] < K),
-                          other=0.0, cache_modifier=".cg")
-        p0 += mm(h_chunk, load_tile_t(w_base, kk, offs_n, K, K, H), DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if G > 1:
-            p1 += mm(h_chunk, load_tile_t(w_base + H * K, kk, offs_n, K, K, H), DOT_DTYPE, ACC_DTYPE, PRECISION)
-            p2 += mm(h_chunk, load_tile_t(w_base + 2 * H * K, kk, offs_n, K, K, H), DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if G > 3:
-            p3 += mm(h_chunk, load_tile_t(w_base + 3 * H * K, kk, offs_n, K, K, H), DOT_DTYPE, ACC_DTYPE, PRECISION)
-    h_prev = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    if not PROJ:  # K == H: these units' own h_{t-1}
-        h_prev = tl.load(prev + offs_n[None, :], mask=mask_bn, other=0.0,
-                         cache_modifier=".cg").to(ACC_DTYPE)
-    h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3,
-                                                 b_hn, h_prev, c)
-    if PROJ:
-        tl.store(hh_ptr + state_row[:, None] * H + offs_n[None, :],
-                 h_cell.to(hh_ptr.dtype.element_ty), mask=mask_bn)
-    else:
-        tl.store(cur + offs_n[None, :], tl.where(valid2, h_cell, h_prev).to(cur.dtype.element_ty),
-                 mask=mask_bn)
-        tl.store(y_ptr + row[:, None] * K + offs_n[None, :],
-                 tl.where(valid2, h_cell, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bn)
-    if TRAINING:
-        store_activations(act_ptr, cs_ptr, saved_row, offs_n, mask_bn, a0, a1, a2, a3, c_new,
-                          CELL, S, H)
-    return tl.where(valid2, c_new, c)
+        x3 = load_units(xp_ptr, xp_offs + 3 * H, mask).to(ACC_DTYPE)
+    return x0, x1, x2, x3
 
 
 @triton.jit
-def forward_proj_slice(
-    offs_p, whr_ptr, hh_ptr, y_ptr, prev, cur, row, state_row, mask_b, valid2, d64, H, K,
+def forward_cell(
+    n0, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr, y_ptr,
+    act_ptr, cs_ptr, col, seq_col, state_col, mask_b, valid, d64, H, K,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
+    HAS_BHN: tl.constexpr, PROJ: tl.constexpr, TRAINING: tl.constexpr, RES: tl.constexpr,
+    STREAM: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    """h_t[:, offs_p] = hh_t @ W_hr[offs_p]^T, reduced over all H in chunks; writes h and y."""
-    offs_kc = tl.arange(0, BLOCK_KC)
-    mask_bp = mask_b[:, None] & (offs_p[None, :] < K)
-    acc = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    for j0 in range(0, H, BLOCK_KC):
-        hc = j0 + offs_kc
-        hh = tl.load(hh_ptr + state_row[:, None] * H + hc[None, :],
-                     mask=mask_b[:, None] & (hc[None, :] < H), other=0.0, cache_modifier=".cg")
-        acc += mm(hh, load_tile_t(whr_ptr + d64 * K * H, hc, offs_p, H, H, K), DOT_DTYPE, ACC_DTYPE, PRECISION)
-    hp_prev = tl.load(prev + offs_p[None, :], mask=mask_bp, other=0.0, cache_modifier=".cg")
-    tl.store(cur + offs_p[None, :], tl.where(valid2, acc, hp_prev.to(ACC_DTYPE)).to(cur.dtype.element_ty),
-             mask=mask_bp)
-    tl.store(y_ptr + row[:, None] * K + offs_p[None, :],
-             tl.where(valid2, acc, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bp)
+    """One forward step of the cell for units n0 + [0, BLOCK_N); c and h_own [BLOCK_N,
+    BLOCK_B] are their c and (unprojected) h before it, in ACC_DTYPE, x0..x3 their input
+    projections. Writes h (projecting: the cell output to hh), y and what training saves;
+    returns c and h_own after the step (kept past each length)."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask = (offs_n[:, None] < H) & mask_b[None, :]
+    b_hn = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
+    if HAS_BHN:
+        b_hn += tl.load(bhn_ptr + d64 * H + offs_n, mask=offs_n < H,
+                        other=0.0).to(ACC_DTYPE)[:, None]
+    rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
+    acc = rows_times_state(w0, w1, w2, w3, w_base, rows, rows_ok, K, 1, prev, state_col, mask_b,
+                           K, RES, STREAM, GP * BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                           PRECISION)
+    p0, p1, p2, p3 = split_gates(acc, GP, BLOCK_N, BLOCK_B)
+    h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3, b_hn,
+                                                 h_own, c)
+    if PROJ:
+        tl.store(hh_ptr + state_col * H + offs_n[:, None], h_cell.to(hh_ptr.dtype.element_ty),
+                 mask=mask)
+        h_next = h_own
+    else:
+        h_next = tl.where(valid, h_cell, h_own)
+        tl.store(cur + state_col * K + offs_n[:, None], h_next.to(cur.dtype.element_ty),
+                 mask=mask)
+        tl.store(y_ptr + col * K + offs_n[:, None],
+                 tl.where(valid, h_cell, 0.0).to(y_ptr.dtype.element_ty), mask=mask)
+    if TRAINING:
+        store_activations(act_ptr, cs_ptr, seq_col * S * H + offs_n[:, None],
+                          seq_col * H + offs_n[:, None], mask, a0, a1, a2, a3, c_new, CELL, S, H)
+    return tl.where(valid, c_new, c), h_next
 
 
-@triton.jit(do_not_specialize=["T", "B", "progs"])
+@triton.jit
+def forward_projection(
+    p0_, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid,
+    H, K, RES_PROJ: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """h[p0_ + [0, BLOCK_N)] = W_hr[those rows] @ hh^T for every unit of the cell output;
+    writes h and y; returns h_own after the step (kept past each length)."""
+    offs_p = p0_ + tl.arange(0, BLOCK_N)
+    mask = (offs_p[:, None] < K) & mask_b[None, :]
+    acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
+                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, BLOCK_N, BLOCK_B, BLOCK_KC,
+                           DOT_DTYPE, ACC_DTYPE, PRECISION)
+    h_next = tl.where(valid, acc, h_own)
+    tl.store(cur + state_col * K + offs_p[:, None], h_next.to(cur.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + col * K + offs_p[:, None], tl.where(valid, acc, 0.0).to(y_ptr.dtype.element_ty),
+             mask=mask)
+    return h_next
+
+
+@triton.jit
+def state_tile(state_ptr, W, state_col, n0, mask_b, BLOCK_N: tl.constexpr):
+    """Pointers and mask of units n0 + [0, BLOCK_N) of a [D, B, W] state buffer."""
+    offs = n0 + tl.arange(0, BLOCK_N)
+    ptrs = state_ptr + state_col * W + offs[:, None]
+    return ptrs, (offs[:, None] < W) & mask_b[None, :]
+
+
+@triton.jit(do_not_specialize=["T", "B", "progs", "spin_limit"])
 def split_forward_kernel(
-    xp_ptr,    # [T, B, D, G, H]
-    whh_ptr,   # [D, G, H, K]
-    bhn_ptr,   # [D, H]
-    whr_ptr,   # [D, P, H]
-    ring_ptr,  # [2, D, B, K] h after step (slot step % 2); slot 1 holds h0 on entry
-    hh_ptr,    # [D, B, H] projection only: the cell output of the current step
-    c_ptr,     # [D, B, H] LSTM: c0 (or zeros) on entry, c_n on exit
-    len_ptr,   # [B] int32
-    y_ptr,     # [T, B, D, K]
-    act_ptr,   # [D, T, B, S, H]
-    cs_ptr,    # [D, T, B, H]
-    bar_ptr,   # [1 + batch tiles * D] int32, zeroed: ticket counter, then a barrier per group
-    T, B, H, K, D, progs,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr,
+    xp_ptr,     # [T, B, D, G, H] input projections, biases folded in except GRU's b_hn
+    whh_ptr,    # [D, G*H, K]
+    bhn_ptr,    # [D, H]
+    whr_ptr,    # [D, K, H] (K = P)
+    len_ptr,    # [B] int32
+    y_ptr,      # [T, B, D, K]
+    act_ptr,    # [D, T, B, S, H]
+    cs_ptr,     # [D, T, B, H]
+    ring_ptr,   # [2, D, B, K] storage dtype: h after step s in slot s % 2; slot 1 = h0
+    hh_ptr,     # [D, B, H] storage dtype, projection: the current step's cell output
+    c_ptr,      # [D, B, H] ACC_DTYPE: c0 (or zeros) on entry, c_n on exit
+    h_ptr,      # [D, B, K] ACC_DTYPE: h0 (or zeros) on entry, h_n on exit
+    sync_ptr,   # int32 [4 + groups * 2 * progs], see the module doc; zero but [2] = INT32_MAX
+    T, B, H, K, D, progs, spin_limit,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
-    MULTI: tl.constexpr,
+    MULTI: tl.constexpr, RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr,
+    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
+    SLICES_P2: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    pid_n, pid_b, d, bar = claim_work(bar_ptr, progs, D)
+    pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
+    flags_cell = sync_ptr + FLAGS_AT + group * 2 * progs   # [progs] phase 0: h (or hh) out
+    flags_out = flags_cell  # the phase that completes h
+    if PROJ:
+        flags_out = flags_cell + progs
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    state_row = d64 * B + b64            # [BLOCK_B] row of (d, b) in [D, B, *] buffers
-    ring_stride = B.to(tl.int64) * D * K  # elements per ring slot; int64: D*B*K can pass 2^31
+    state_col = (d64 * B + b64)[None, :]  # [1, BLOCK_B] row of (d, b) in [D, B, *] buffers
+    ring_slot = B.to(tl.int64) * D * K    # elements per ring slot; int64: D*B*K can pass 2^31
     w_base = whh_ptr + d64 * G * H * K
-    n_cell = tl.cdiv(H, BLOCK_N)         # slices of the cell phase
-    n_out = tl.cdiv(K, BLOCK_N)          # slices of the projection phase
-    own_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # MULTI=False: the one owned slice
-    c = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    if CELL == 2 and not MULTI:
-        c += load_state(c_ptr, state_row, own_n, mask_b, H)
+    wr_base = whr_ptr + d64 * K * H
+    n_cell = tl.cdiv(H, BLOCK_N)  # slices of the cell phase
+    n_out = tl.cdiv(K, BLOCK_N)   # slices of the projection phase
+    n_own = pid_n * BLOCK_N       # first unit of the program's first slice
+
+    # This program's first slice: its rows of W_hh (and W_hr) on chip for the whole launch,
+    # its c and h in registers.
+    rows, rows_ok = gate_rows(n_own, H, G, GP, BLOCK_N)
+    w0, w1, w2, w3 = load_resident(w_base, rows, rows_ok, K, 1, K, RES_CHUNKS, GP * BLOCK_N,
+                                   BLOCK_KC, DOT_DTYPE)
+    offs_own = n_own + tl.arange(0, BLOCK_N)
+    r0, r1, r2, r3 = w0, w0, w0, w0
+    if PROJ:
+        r0, r1, r2, r3 = load_resident(wr_base, offs_own.to(tl.int64), offs_own < K, H, 1, H,
+                                       RES_PROJ, BLOCK_N, BLOCK_KC, DOT_DTYPE)
+    c_ptrs, c_mask = state_tile(c_ptr, H, state_col, n_own, mask_b, BLOCK_N)
+    h_ptrs, h_mask = state_tile(h_ptr, K, state_col, n_own, mask_b, BLOCK_N)
+    c = tl.load(c_ptrs, mask=c_mask, other=0.0)
+    h_own = tl.load(h_ptrs, mask=h_mask, other=0.0)
     lens = tl.zeros([BLOCK_B], tl.int32) + T
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
-    n_barriers = 0
+    alive = 1
 
     for step in range(T):
-        t = step + d * (T - 1 - 2 * step)
+        t = step + d * (T - 1 - 2 * step)  # forward: step; reverse: T - 1 - step
         t64 = t.to(tl.int64)
-        valid2 = (mask_b & (t < lens))[:, None]
-        prev = ring_ptr + ring_stride * ((step + 1) % 2) + state_row[:, None] * K
-        cur = ring_ptr + ring_stride * (step % 2) + state_row[:, None] * K
-        row = (t64 * B + b64) * D + d64      # row of (t, b, d) in [T, B, D, *] buffers
-        saved_row = (d64 * T + t64) * B + b64  # row of (d, t, b) in [D, T, B, *] buffers
+        valid = (mask_b & (t < lens))[None, :]
+        prev = ring_ptr + ring_slot * ((step + 1) % 2)
+        cur = ring_ptr + ring_slot * (step % 2)
+        col = ((t64 * B + b64) * D + d64)[None, :]      # (t, b, d) in [T, B, D, *]
+        seq_col = ((d64 * T + t64) * B + b64)[None, :]  # (d, t, b) in [D, T, B, *]
+        # the input projection goes out before waiting for h_{t-1}
+        x0, x1, x2, x3 = load_input_projection(xp_ptr, n_own, col, mask_b, H, G, BLOCK_N,
+                                               ACC_DTYPE)
+        alive = wait_for_group(flags_out, progs, step, alive, spin_limit, sync_ptr, step,
+                               SLICES_P2)
+        # the cell output of every owned slice
+        c, h_cell_own = forward_cell(
+            n_own, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr,
+            y_ptr, act_ptr, cs_ptr, col, seq_col, state_col, mask_b, valid, d64, H, K, CELL, G, GP,
+            S, HAS_BHN, PROJ, TRAINING, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
+            ACC_DTYPE, PRECISION)
+        if not PROJ:
+            h_own = h_cell_own
         if MULTI:
-            for sl in range(pid_n, n_cell, progs):
-                offs_n = sl * BLOCK_N + tl.arange(0, BLOCK_N)
-                c_sl = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-                if CELL == 2:
-                    c_sl += load_state(c_ptr, state_row, offs_n, mask_b, H)
-                c_sl = forward_cell_slice(
-                    offs_n, c_sl, xp_ptr, w_base, bhn_ptr, hh_ptr, y_ptr, act_ptr, cs_ptr, prev,
-                    cur, row, saved_row, state_row, mask_b, valid2, d64, H, K, CELL, G, S,
-                    HAS_BHN, PROJ, TRAINING, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                    PRECISION)
-                if CELL == 2:
-                    store_state(c_ptr, c_sl, state_row, offs_n, mask_b, H)
-        else:
-            c = forward_cell_slice(
-                own_n, c, xp_ptr, w_base, bhn_ptr, hh_ptr, y_ptr, act_ptr, cs_ptr, prev, cur,
-                row, saved_row, state_row, mask_b, valid2, d64, H, K, CELL, G, S, HAS_BHN,
-                PROJ, TRAINING, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if PROJ:
-            n_barriers += 1
-            grid_barrier(bar, n_barriers * progs)
+            for sl in range(pid_n + progs, n_cell, progs):
+                sc_ptrs, sc_mask = state_tile(c_ptr, H, state_col, sl * BLOCK_N, mask_b,
+                                              BLOCK_N)
+                sh_ptrs, sh_mask = state_tile(h_ptr, K, state_col, sl * BLOCK_N, mask_b,
+                                              BLOCK_N)
+                xs0, xs1, xs2, xs3 = load_input_projection(xp_ptr, sl * BLOCK_N, col, mask_b, H,
+                                                           G, BLOCK_N, ACC_DTYPE)
+                c_sl, h_sl = forward_cell(
+                    sl * BLOCK_N, tl.load(sc_ptrs, mask=sc_mask, other=0.0),
+                    tl.load(sh_ptrs, mask=sh_mask, other=0.0), xs0, xs1, xs2, xs3, w0, w1, w2,
+                    w3, w_base, bhn_ptr, prev, cur, hh_ptr, y_ptr, act_ptr, cs_ptr, col, seq_col,
+                    state_col, mask_b, valid, d64, H, K, CELL, G, GP, S, HAS_BHN, PROJ, TRAINING, 0, True,
+                    BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                tl.store(sc_ptrs, c_sl, mask=sc_mask)
+                if not PROJ:
+                    tl.store(sh_ptrs, h_sl, mask=sh_mask)
+        publish(flags_cell + pid_n, step + 1)
+        if PROJ:  # h = W_hr hh, once every cell output of the step is out
+            alive = wait_for_group(flags_cell, progs, step + 1, alive, spin_limit, sync_ptr,
+                                   step, SLICES_P2)
+            if pid_n < n_out:
+                h_own = forward_projection(
+                    n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
+                    mask_b, valid, H, K, RES_PROJ, STREAM_WR, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
+                    ACC_DTYPE, PRECISION)
             if MULTI:
-                for sl in range(pid_n, n_out, progs):
-                    forward_proj_slice(sl * BLOCK_N + tl.arange(0, BLOCK_N), whr_ptr, hh_ptr,
-                                       y_ptr, prev, cur, row, state_row, mask_b, valid2, d64, H,
-                                       K, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                                       PRECISION)
-            elif pid_n < n_out:  # K < H: the last programs own no slice of K
-                forward_proj_slice(own_n, whr_ptr, hh_ptr, y_ptr, prev, cur, row, state_row,
-                                   mask_b, valid2, d64, H, K, BLOCK_B, BLOCK_N, BLOCK_KC,
-                                   DOT_DTYPE, ACC_DTYPE, PRECISION)
-        n_barriers += 1
-        grid_barrier(bar, n_barriers * progs)
+                for sl in range(pid_n + progs, n_out, progs):
+                    sh_ptrs, sh_mask = state_tile(h_ptr, K, state_col, sl * BLOCK_N, mask_b,
+                                                  BLOCK_N)
+                    h_sl = forward_projection(
+                        sl * BLOCK_N, tl.load(sh_ptrs, mask=sh_mask, other=0.0), r0, r1, r2,
+                        r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K,
+                        0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                    tl.store(sh_ptrs, h_sl, mask=sh_mask)
+            publish(flags_out + pid_n, step + 1)
 
-    if CELL == 2 and not MULTI:
-        store_state(c_ptr, c, state_row, own_n, mask_b, H)
+    tl.store(c_ptrs, c, mask=c_mask)
+    tl.store(h_ptrs, h_own, mask=h_mask)  # masked off where the program owns no slice of K
 
+
+# -- backward --------------------------------------------------------------------------
 
 @triton.jit
-def backward_cell_slice(
-    offs_n, dc, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, wr_base, dxp_ptr, dhg_ptr,
-    prev, row, seq_row, prev_row, prev_seq_row, state_row, mask_b, valid2, prev_ok, H, K,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr, HAS_DY: tl.constexpr,
-    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr, PROJ: tl.constexpr,
+def backward_cell(
+    n0, dc, dh_cell, w0, w1, w2, w3, w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, dxp_ptr,
+    dhg_ptr, part_ptr, col, seq_col, prev_col, prev_seq_col, state_col, mask_b, valid, prev_ok,
+    H, K,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
+    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr, RES: tl.constexpr, STREAM: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    """Gate gradients of step t for hidden units offs_n; dc [BLOCK_B, BLOCK_N] is their dc_t.
-    Writes dxp (and GRU's dhg) and returns dc_{t-1} (kept past each length)."""
-    offs_kc = tl.arange(0, BLOCK_KC)
-    mask_bn = mask_b[:, None] & (offs_n[None, :] < H)
-    if PROJ:  # dh of the cell output = (dh_t + dy_t) @ W_hr[:, offs_n], reduced over K
-        dh_cell = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-        for k0 in range(0, K, BLOCK_KC):
-            kk = k0 + offs_kc
-            mk = mask_b[:, None] & (kk[None, :] < K)
-            dh_k = tl.load(prev + kk[None, :], mask=mk, other=0.0, cache_modifier=".cg").to(ACC_DTYPE)
-            if HAS_DY:
-                dh_k += tl.load(dy_ptr + row[:, None] * K + kk[None, :], mask=mk & valid2,
-                                other=0.0).to(ACC_DTYPE)
-            dh_cell += mm(dh_k, load_tile(wr_base, kk, offs_n, H, K, H), DOT_DTYPE, ACC_DTYPE, PRECISION)
-    else:
-        dh_cell = tl.load(prev + offs_n[None, :], mask=mask_bn, other=0.0,
-                          cache_modifier=".cg").to(ACC_DTYPE)
-        if HAS_DY:
-            dh_cell += tl.load(dy_ptr + row[:, None] * K + offs_n[None, :],
-                               mask=mask_bn & valid2, other=0.0).to(ACC_DTYPE)
-    a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_row, row, offs_n, mask_bn, S, H, K,
-                                      ACC_DTYPE)
+    """Gate gradients of one step for units n0 + [0, BLOCK_N), given dc_t and the gradient
+    of their cell output dh_cell [BLOCK_N, BLOCK_B]: writes dxp (and GRU's dhg) and the
+    slice's partial product W_rows^T @ dG^T into part_ptr [K, BLOCK_B]; returns dc_{t-1}
+    (kept past each length) and GRU's direct share of dh_{t-1} (z * dh)."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask = (offs_n[:, None] < H) & mask_b[None, :]
+    a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
+                                      col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
     c_t = dc * 0.0
     c_prev = dc * 0.0
     h_prev = dc * 0.0
     if CELL == 2:
-        c_t = tl.load(cs_ptr + seq_row[:, None] * H + offs_n[None, :], mask=mask_bn,
-                      other=0.0).to(ACC_DTYPE)
-        c_prev = tl.load(cs_ptr + prev_seq_row[:, None] * H + offs_n[None, :],
-                         mask=mask_bn & prev_ok, other=0.0).to(ACC_DTYPE)
+        c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
+        c_prev = load_units(cs_ptr, prev_seq_col * H + offs_n[:, None], mask & prev_ok
+                            ).to(ACC_DTYPE)
         if HAS_C0:
-            c_first = tl.load(c0_ptr + state_row[:, None] * H + offs_n[None, :],
-                              mask=mask_bn, other=0.0).to(ACC_DTYPE)
+            c_first = load_units(c0_ptr, state_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
             c_prev = tl.where(prev_ok, c_prev, c_first)
     if CELL == 3:
-        h_prev = tl.load(y_ptr + prev_row[:, None] * K + offs_n[None, :],
-                         mask=mask_bn & prev_ok, other=0.0).to(ACC_DTYPE)
+        h_prev = load_units(y_ptr, prev_col * K + offs_n[:, None], mask & prev_ok).to(ACC_DTYPE)
         if HAS_H0:
-            h_first = tl.load(h0_ptr + state_row[:, None] * K + offs_n[None, :],
-                              mask=mask_bn, other=0.0).to(ACC_DTYPE)
+            h_first = load_units(h0_ptr, state_col * K + offs_n[:, None], mask).to(ACC_DTYPE)
             h_prev = tl.where(prev_ok, h_prev, h_first)
     g0, g1, g2, g3, g_hn, dc_prev, dh_direct = cell_backward(
         CELL, a0, a1, a2, a3, c_t, c_prev, h_prev, dh_cell, dc)
-    dxp_base = dxp_ptr + row[:, None] * G * H + offs_n[None, :]
+    g0 = tl.where(valid, g0, 0.0)
+    g1 = tl.where(valid, g1, 0.0)
+    g2 = tl.where(valid, g2, 0.0)
+    g3 = tl.where(valid, g3, 0.0)
+    dxp_offs = col * G * H + offs_n[:, None]
     ty = dxp_ptr.dtype.element_ty
-    tl.store(dxp_base, tl.where(valid2, g0, 0.0).to(ty), mask=mask_bn)
+    tl.store(dxp_ptr + dxp_offs, g0.to(ty), mask=mask)
     if G > 1:
-        tl.store(dxp_base + H, tl.where(valid2, g1, 0.0).to(ty), mask=mask_bn)
-        tl.store(dxp_base + 2 * H, tl.where(valid2, g2, 0.0).to(ty), mask=mask_bn)
+        tl.store(dxp_ptr + dxp_offs + H, g1.to(ty), mask=mask)
+        tl.store(dxp_ptr + dxp_offs + 2 * H, g2.to(ty), mask=mask)
     if G > 3:
-        tl.store(dxp_base + 3 * H, tl.where(valid2, g3, 0.0).to(ty), mask=mask_bn)
-    if CELL == 3:
-        tl.store(dhg_ptr + seq_row[:, None] * H + offs_n[None, :],
-                 tl.where(valid2, g_hn, 0.0).to(dhg_ptr.dtype.element_ty), mask=mask_bn)
-    return tl.where(valid2, dc_prev, dc)
+        tl.store(dxp_ptr + dxp_offs + 3 * H, g3.to(ty), mask=mask)
+    g_rec2 = g2
+    if CELL == 3:  # GRU's recurrent side of gate n sees r * d_n, not d_n
+        g_rec2 = tl.where(valid, g_hn, 0.0)
+        tl.store(dhg_ptr + seq_col * H + offs_n[:, None], g_rec2.to(dhg_ptr.dtype.element_ty),
+                 mask=mask)
+    stack = stack_gates(g0, g1, g_rec2, g3, GP, BLOCK_N, BLOCK_B)
+    rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
+    rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, RES, STREAM, BLOCK_B,
+                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+    return tl.where(valid, dc_prev, dc), tl.where(valid, dh_direct, 0.0)
 
 
 @triton.jit
-def backward_rec_slice(
-    offs_k, dy_ptr, act_ptr, w_base, dxp_ptr, dhg_ptr, dhs_ptr, prev, cur, row, seq_row,
-    mask_b, valid2, H, K,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr, HAS_DY: tl.constexpr,
-    PROJ: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-):
-    """dh_{t-1}[:, offs_k] = sum over gates of (gate grads of step t) @ W_hh[:, offs_k]."""
-    offs_kc = tl.arange(0, BLOCK_KC)
-    mask_bk = mask_b[:, None] & (offs_k[None, :] < K)
-    dh_tot = tl.load(prev + offs_k[None, :], mask=mask_bk, other=0.0,
-                     cache_modifier=".cg").to(ACC_DTYPE)
+def dh_with_dy(dh, dy_ptr, col, k0, mask_b, valid, K, HAS_DY: tl.constexpr,
+               BLOCK_N: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """dh_t + dy_t for the slice of K at k0 (dy only inside each length)."""
+    offs_k = k0 + tl.arange(0, BLOCK_N)
     if HAS_DY:
-        dh_tot += tl.load(dy_ptr + row[:, None] * K + offs_k[None, :], mask=mask_bk & valid2,
-                          other=0.0).to(ACC_DTYPE)
-    if PROJ:
-        tl.store(dhs_ptr + seq_row[:, None] * K + offs_k[None, :],
-                 tl.where(valid2, dh_tot, 0.0).to(dhs_ptr.dtype.element_ty), mask=mask_bk)
-    rec = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    for j0 in range(0, H, BLOCK_KC):
-        hc = j0 + offs_kc
-        mh = mask_b[:, None] & (hc[None, :] < H)
-        g_base = dxp_ptr + row[:, None] * G * H + hc[None, :]
-        for g in tl.static_range(G):
-            if CELL == 3 and g == 2:
-                grad = tl.load(dhg_ptr + seq_row[:, None] * H + hc[None, :], mask=mh,
-                               other=0.0, cache_modifier=".cg")
-            else:
-                grad = tl.load(g_base + g * H, mask=mh, other=0.0, cache_modifier=".cg")
-            rec += mm(grad, load_tile(w_base + g * H * K, hc, offs_k, K, H, K), DOT_DTYPE, ACC_DTYPE, PRECISION)
-    if CELL == 3:  # h_prev also feeds h directly: dh_{t-1} += z * dh_t
-        z = tl.load(act_ptr + seq_row[:, None] * S * H + H + offs_k[None, :], mask=mask_bk,
-                    other=0.0).to(ACC_DTYPE)
-        rec += z * dh_tot
-    tl.store(cur + offs_k[None, :], tl.where(valid2, rec, dh_tot).to(cur.dtype.element_ty),
-             mask=mask_bk)
+        dh += load_units(dy_ptr, col * K + offs_k[:, None],
+                         (offs_k[:, None] < K) & mask_b[None, :] & valid).to(ACC_DTYPE)
+    return dh
 
 
-@triton.jit(do_not_specialize=["T", "B", "progs"])
+@triton.jit(do_not_specialize=["T", "B", "progs", "spin_limit"])
 def split_backward_kernel(
-    dy_ptr,    # [T, B, D, K]
-    act_ptr,   # [D, T, B, S, H]
-    cs_ptr,    # [D, T, B, H]
-    y_ptr,     # [T, B, D, K]
-    h0_ptr,    # [D, B, K]
-    c0_ptr,    # [D, B, H]
-    len_ptr,   # [B] int32
-    whh_ptr,   # [D, G, H, K]
-    whr_ptr,   # [D, P, H]
-    ring_ptr,  # [2, D, B, K] carried dh: slot step % 2 after backward step `step`; slot 1 = dh_n
-    dc_ptr,    # [D, B, H] LSTM: dc_n (or zeros) on entry, dc0 on exit
-    dxp_ptr,   # [T, B, D, G, H] out
-    dhg_ptr,   # [D, T, B, H] out (GRU)
-    dhs_ptr,   # [D, T, B, K] out (projection)
-    bar_ptr,   # [1 + batch tiles * D] int32, zeroed, as in the forward kernel
-    T, B, H, K, D, progs,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr,
+    dy_ptr,     # [T, B, D, K]
+    act_ptr,    # [D, T, B, S, H]
+    cs_ptr,     # [D, T, B, H]
+    y_ptr,      # [T, B, D, K]
+    h0_ptr,     # [D, B, K]
+    c0_ptr,     # [D, B, H]
+    len_ptr,    # [B] int32
+    whh_ptr,    # [D, G*H, K]
+    whr_ptr,    # [D, K, H]
+    dxp_ptr,    # [T, B, D, G, H] out
+    dhg_ptr,    # [D, T, B, H] out (GRU)
+    dhs_ptr,    # [D, T, B, K] out (projection)
+    parts_ptr,  # [2, groups, slices, K, BLOCK_B] ACC_DTYPE: each slice's W_rows^T @ dG^T
+    dhx_ptr,    # [D, B, K] ACC_DTYPE, projection: dh_t + dy_t, exchanged
+    dc_ptr,     # [D, B, H] ACC_DTYPE: dc_n (or zeros) on entry, dc0 on exit
+    dh_ptr,     # [2, D, B, K] ACC_DTYPE: [0] dh_n (or zeros) on entry, dh0 on exit; [1] GRU
+    sync_ptr,   # int32, as in the forward kernel
+    T, B, H, K, D, progs, spin_limit,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
+    RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
+    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    pid_n, pid_b, d, bar = claim_work(bar_ptr, progs, D)
+    pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
+    flags_in = sync_ptr + FLAGS_AT + group * 2 * progs  # projection: dh_t + dy_t out
+    flags_part = flags_in + progs                       # partial products out
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    state_row = d64 * B + b64
-    ring_stride = B.to(tl.int64) * D * K  # int64, as in the forward kernel
+    state_col = (d64 * B + b64)[None, :]
     w_base = whh_ptr + d64 * G * H * K
     wr_base = whr_ptr + d64 * K * H
-    n_cell = tl.cdiv(H, BLOCK_N)  # slices of the cell phase
-    n_rec = tl.cdiv(K, BLOCK_N)   # slices of the recurrent phase
-    own_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    dc = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-    if CELL == 2 and not MULTI:
-        dc += load_state(dc_ptr, state_row, own_n, mask_b, H)
+    n_cell = tl.cdiv(H, BLOCK_N)
+    n_rec = tl.cdiv(K, BLOCK_N)
+    n_own = pid_n * BLOCK_N
+    # parts of this group: [slices, K, BLOCK_B] per slot
+    group_parts = parts_ptr + group.to(tl.int64) * n_cell * K * BLOCK_B
+    parts_slot = ((B + BLOCK_B - 1) // BLOCK_B * D).to(tl.int64) * n_cell * K * BLOCK_B
+    dh_direct_ptr = dh_ptr + B.to(tl.int64) * D * K  # dh[1]: GRU's direct share, MULTI
+
+    rows, rows_ok = gate_rows(n_own, H, G, GP, BLOCK_N)
+    w0, w1, w2, w3 = load_resident(w_base, rows, rows_ok, K, 1, K, RES_CHUNKS, GP * BLOCK_N,
+                                   BLOCK_KC, DOT_DTYPE)
+    offs_own = n_own + tl.arange(0, BLOCK_N)
+    r0, r1, r2, r3 = w0, w0, w0, w0
+    if PROJ:  # W_hr^T rows of the owned units: element [n, p] = W_hr[p, n]
+        r0, r1, r2, r3 = load_resident(wr_base, offs_own.to(tl.int64), offs_own < H, 1, H, K,
+                                       RES_PROJ, BLOCK_N, BLOCK_KC, DOT_DTYPE)
+    dc_ptrs, dc_mask = state_tile(dc_ptr, H, state_col, n_own, mask_b, BLOCK_N)
+    dh_ptrs, dh_mask = state_tile(dh_ptr, K, state_col, n_own, mask_b, BLOCK_N)
+    dc = tl.load(dc_ptrs, mask=dc_mask, other=0.0)
+    dh = tl.load(dh_ptrs, mask=dh_mask, other=0.0)  # carried gradient of the owned h
     lens = tl.zeros([BLOCK_B], tl.int32) + T
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
-    n_barriers = 0
+    alive = 1
 
     for step in range(T):
-        t = (T - 1 - step) + d * (2 * step - T + 1)
-        tp = t - 1 + 2 * d  # the step before t in this direction's order
+        t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
+        tp = t - 1 + 2 * d                          # the step before t in this direction
         t64 = t.to(tl.int64)
         tp64 = tp.to(tl.int64)
-        valid2 = (mask_b & (t < lens))[:, None]
+        valid = (mask_b & (t < lens))[None, :]
         # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
         tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
-        prev_ok = (mask_b & (tp_b >= 0) & (tp_b < lens))[:, None]
-        prev = ring_ptr + ring_stride * ((step + 1) % 2) + state_row[:, None] * K
-        cur = ring_ptr + ring_stride * (step % 2) + state_row[:, None] * K
-        row = (t64 * B + b64) * D + d64
-        seq_row = (d64 * T + t64) * B + b64
-        prev_row = (tp64 * B + b64) * D + d64
-        prev_seq_row = (d64 * T + tp64) * B + b64
-        if MULTI:
-            for sl in range(pid_n, n_cell, progs):
-                offs_n = sl * BLOCK_N + tl.arange(0, BLOCK_N)
-                dc_sl = tl.zeros([BLOCK_B, BLOCK_N], ACC_DTYPE)
-                if CELL == 2:
-                    dc_sl += load_state(dc_ptr, state_row, offs_n, mask_b, H)
-                dc_sl = backward_cell_slice(
-                    offs_n, dc_sl, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, wr_base,
-                    dxp_ptr, dhg_ptr, prev, row, seq_row, prev_row, prev_seq_row, state_row,
-                    mask_b, valid2, prev_ok, H, K, CELL, G, S, HAS_DY, HAS_H0, HAS_C0, PROJ,
-                    BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
-                if CELL == 2:
-                    store_state(dc_ptr, dc_sl, state_row, offs_n, mask_b, H)
+        prev_ok = (mask_b & (tp_b >= 0) & (tp_b < lens))[None, :]
+        col = ((t64 * B + b64) * D + d64)[None, :]
+        seq_col = ((d64 * T + t64) * B + b64)[None, :]
+        prev_col = ((tp64 * B + b64) * D + d64)[None, :]
+        prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
+        slot_parts = group_parts + parts_slot * (step % 2)
+        dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
+                              ACC_DTYPE)
+        if PROJ:  # every program needs all of dh_t + dy_t: exchange it first
+            offs_k = n_own + tl.arange(0, BLOCK_N)
+            kmask = (offs_k[:, None] < K) & mask_b[None, :]
+            if pid_n < n_rec:
+                tl.store(dhx_ptr + state_col * K + offs_k[:, None], dh_total, mask=kmask)
+                tl.store(dhs_ptr + seq_col * K + offs_k[:, None],
+                         tl.where(valid, dh_total, 0.0).to(dhs_ptr.dtype.element_ty), mask=kmask)
+            if MULTI:
+                for sl in range(pid_n + progs, n_rec, progs):
+                    sk_ptrs, sk_mask = state_tile(dh_ptr, K, state_col, sl * BLOCK_N, mask_b,
+                                                  BLOCK_N)
+                    tot = dh_with_dy(tl.load(sk_ptrs, mask=sk_mask, other=0.0), dy_ptr, col,
+                                     sl * BLOCK_N, mask_b, valid, K, HAS_DY, BLOCK_N, ACC_DTYPE)
+                    tl.store(sk_ptrs, tot, mask=sk_mask)
+                    tl.store(dhx_ptr + state_col * K + sl * BLOCK_N + tl.arange(0, BLOCK_N)[:, None],
+                             tot, mask=sk_mask)
+                    tl.store(dhs_ptr + seq_col * K + sl * BLOCK_N + tl.arange(0, BLOCK_N)[:, None],
+                             tl.where(valid, tot, 0.0).to(dhs_ptr.dtype.element_ty), mask=sk_mask)
+            publish(flags_in + pid_n, step + 1)
+            alive = wait_for_group(flags_in, progs, step + 1, alive, spin_limit, sync_ptr, step,
+                                   SLICES_P2)
+            dh_cell = rows_times_state(r0, r1, r2, r3, wr_base, offs_own.to(tl.int64),
+                                       offs_own < H, 1, H, dhx_ptr, state_col, mask_b, K,
+                                       RES_PROJ, STREAM_WR, BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                                       ACC_DTYPE, PRECISION)
         else:
-            dc = backward_cell_slice(
-                own_n, dc, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, wr_base, dxp_ptr,
-                dhg_ptr, prev, row, seq_row, prev_row, prev_seq_row, state_row, mask_b, valid2,
-                prev_ok, H, K, CELL, G, S, HAS_DY, HAS_H0, HAS_C0, PROJ, BLOCK_B, BLOCK_N,
-                BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        n_barriers += 1
-        grid_barrier(bar, n_barriers * progs)
+            dh_cell = dh_total
+        dc, direct = backward_cell(
+            n_own, dc, dh_cell, w0, w1, w2, w3, w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr,
+            dxp_ptr, dhg_ptr, slot_parts + pid_n.to(tl.int64) * K * BLOCK_B, col, seq_col,
+            prev_col, prev_seq_col, state_col, mask_b, valid, prev_ok, H, K, CELL, G, GP, S,
+            HAS_H0, HAS_C0, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+            PRECISION)
         if MULTI:
-            for sl in range(pid_n, n_rec, progs):
-                backward_rec_slice(sl * BLOCK_N + tl.arange(0, BLOCK_N), dy_ptr, act_ptr, w_base,
-                                   dxp_ptr, dhg_ptr, dhs_ptr, prev, cur, row, seq_row, mask_b,
-                                   valid2, H, K, CELL, G, S, HAS_DY, PROJ, BLOCK_B, BLOCK_N,
-                                   BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        elif pid_n < n_rec:  # K < H (projection): the last programs own no slice of K
-            backward_rec_slice(own_n, dy_ptr, act_ptr, w_base, dxp_ptr, dhg_ptr, dhs_ptr, prev,
-                               cur, row, seq_row, mask_b, valid2, H, K, CELL, G, S, HAS_DY, PROJ,
-                               BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        n_barriers += 1
-        grid_barrier(bar, n_barriers * progs)
+            for sl in range(pid_n + progs, n_cell, progs):
+                n0 = sl * BLOCK_N
+                sc_ptrs, sc_mask = state_tile(dc_ptr, H, state_col, n0, mask_b, BLOCK_N)
+                if PROJ:
+                    sl_offs = n0 + tl.arange(0, BLOCK_N)
+                    dh_cell_sl = rows_times_state(
+                        r0, r1, r2, r3, wr_base, sl_offs.to(tl.int64), sl_offs < H, 1, H,
+                        dhx_ptr, state_col, mask_b, K, 0, True, BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                        ACC_DTYPE, PRECISION)
+                else:
+                    sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
+                    dh_cell_sl = dh_with_dy(tl.load(sh_ptrs, mask=sh_mask, other=0.0), dy_ptr,
+                                            col, n0, mask_b, valid, K, HAS_DY, BLOCK_N,
+                                            ACC_DTYPE)
+                    tl.store(sh_ptrs, dh_cell_sl, mask=sh_mask)  # dh_t + dy_t, for the sum
+                dc_sl, direct_sl = backward_cell(
+                    n0, tl.load(sc_ptrs, mask=sc_mask, other=0.0), dh_cell_sl, w0, w1, w2, w3,
+                    w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, dxp_ptr, dhg_ptr,
+                    slot_parts + tl.cast(sl, tl.int64) * K * BLOCK_B, col, seq_col, prev_col,
+                    prev_seq_col, state_col, mask_b, valid, prev_ok, H, K, CELL, G, GP, S,
+                    HAS_H0, HAS_C0, 0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                    PRECISION)
+                tl.store(sc_ptrs, dc_sl, mask=sc_mask)
+                if CELL == 3:
+                    sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
+                                                  BLOCK_N)
+                    tl.store(sd_ptrs, direct_sl, mask=sd_mask)
+        publish(flags_part + pid_n, step + 1)
+        alive = wait_for_group(flags_part, progs, step + 1, alive, spin_limit, sync_ptr, step,
+                               SLICES_P2)
+        # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
+        if pid_n < n_rec:
+            rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
+            if CELL == 3:  # h_{t-1} also feeds h directly
+                rec += direct
+            dh = tl.where(valid, rec, dh_total)
+        if MULTI:
+            for sl in range(pid_n + progs, n_rec, progs):
+                n0 = sl * BLOCK_N
+                sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
+                rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
+                if CELL == 3:
+                    sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
+                                                  BLOCK_N)
+                    rec += tl.load(sd_ptrs, mask=sd_mask, other=0.0)
+                tl.store(sh_ptrs, tl.where(valid, rec, tl.load(sh_ptrs, mask=sh_mask, other=0.0)),
+                         mask=sh_mask)
 
-    if CELL == 2 and not MULTI:
-        store_state(dc_ptr, dc, state_row, own_n, mask_b, H)
+    tl.store(dc_ptrs, dc, mask=dc_mask)
+    tl.store(dh_ptrs, dh, mask=dh_mask)  # masked off where the program owns no slice of K

@@ -147,7 +147,7 @@ def check_split(cell, D):
     oracle runs the real launcher under config.force_split."""
     gen = torch.Generator().manual_seed(1)
     p = _problem(cell, False, D, gen)
-    with config.force_split(16):
+    with config.force_split(16, reduction_chunk=16):
         expected = _run_fused(cell, p)  # the launcher takes the split regime here
     code = CELL_CODES[cell]
     G, S, K = GATES[code], SAVED[code], H
@@ -158,33 +158,45 @@ def check_split(cell, D):
     cs = sparse((D, T, B, H), f32) if code == 2 else act
     ring, hh = sparse((2, D, B, K), f32), sparse((D, B, H), f32)
     ring[1, :, :BLOCK_B].copy_(p["h0"])
-    c_work = sparse((D, B, H), f32)
+    h_work, c_work = sparse((D, B, K), f32), sparse((D, B, H), f32)
+    h_work[:, :BLOCK_B].copy_(p["h0"])
     if p["c0"] is not None:
         c_work[:, :BLOCK_B].copy_(p["c0"])
     # Tickets hand out groups (batch tile, direction) in order: D programs cover the first
-    # batch tile of each direction.
-    bars = torch.zeros(1 + D, dtype=torch.int32)
-    common = dict(CELL=code, G=G, S=S, PROJ=False, VARLEN=True, MULTI=False, BLOCK_B=BLOCK_B,
-                  BLOCK_N=16, BLOCK_KC=16, num_warps=4, **recurrence._common(f32))
+    # batch tile of each direction; the sync words hold those D groups' flags.
+    def new_sync():
+        sync = torch.zeros(recurrence.FLAGS_AT.value + D * 2, dtype=torch.int32)
+        sync[2] = torch.iinfo(torch.int32).max
+        return sync
+    plan = config.Plan(True, BLOCK_B, 16, 16, 4)
+    layout = config.SplitLayout(plan, progs=1, n_slices=1, res_chunks=1, res_proj=0)
+    meta = recurrence.split_meta(layout, code, H, K, backward=False)
+    common = dict(CELL=code, G=G, S=S, PROJ=False, VARLEN=True, **recurrence._common(f32))
     # Arguments as kernels/recurrence.py passes them: a constexpr-disabled pointer gets a dummy.
     bhn = big["bhn"] if big["bhn"] is not None else big["xp"]
+    sync = new_sync()
     recurrence.split_forward_kernel[(D,)](
-        big["xp"], p["whh"], bhn, big["xp"], ring, hh, c_work, big["lengths"], y, act, cs, bars,
-        T, B, H, K, D, 1, HAS_BHN=big["bhn"] is not None, TRAINING=True, **common)
+        big["xp"], p["whh"], bhn, big["xp"], big["lengths"], y, act, cs, ring, hh, c_work,
+        h_work, sync, T, B, H, K, D, 1, config.SPIN_LIMIT, HAS_BHN=big["bhn"] is not None,
+        TRAINING=True, **common, **meta)
+    assert sync[1] == 0, "a wait gave up"
     dxp = sparse((T, B, D, G, H), f32)
     dhg = sparse((D, T, B, H), f32) if code == 3 else act
-    dring = sparse((2, D, B, K), f32)
-    dring[1, :, :BLOCK_B].copy_(p["dh_n"])
-    dc_work = sparse((D, B, H), f32) if code == 2 else act
+    n_groups = -(-B // BLOCK_B) * D
+    parts = sparse((2, n_groups, 1, K, BLOCK_B), f32)  # slot 1 starts past 2^31 elements
+    dh_work, dc_work = sparse((2, D, B, K), f32), sparse((D, B, H), f32)
+    dh_work[0, :, :BLOCK_B].copy_(p["dh_n"])
     if p["dc_n"] is not None:
         dc_work[:, :BLOCK_B].copy_(p["dc_n"])
     bc0 = big["c0"] if big["c0"] is not None else act
-    bars.zero_()
+    sync = new_sync()
+    meta = recurrence.split_meta(layout, code, H, K, backward=True)
     recurrence.split_backward_kernel[(D,)](
-        big["dy"], act, cs, y, big["h0"], bc0, big["lengths"], p["whh"], act, dring, dc_work,
-        dxp, dhg, act, bars, T, B, H, K, D, 1, HAS_DY=True, HAS_H0=True,
-        HAS_C0=big["c0"] is not None, **common)
-    got = dict(y=y, act=act, dxp=dxp)
+        big["dy"], act, cs, y, big["h0"], bc0, big["lengths"], p["whh"], act, dxp, dhg, act,
+        parts, parts, dc_work, dh_work, sync, T, B, H, K, D, 1, config.SPIN_LIMIT,
+        HAS_DY=True, HAS_H0=True, HAS_C0=big["c0"] is not None, **common, **meta)
+    assert sync[1] == 0, "a wait gave up"
+    got = dict(y=y, act=act, dxp=dxp, h_n=h_work, dh0=dh_work[0])
     if code == 2:
         got.update(cs=cs, c_n=c_work, dc0=dc_work)  # the final c and dc stay in the buffers
     if code == 3:

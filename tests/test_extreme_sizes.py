@@ -219,7 +219,7 @@ def test_long_sequence_is_one_launch_without_per_step_host_work(monkeypatch, mod
     monkeypatch.setattr(recurrence, f"{regime}_forward_kernel", fwd)
     monkeypatch.setattr(recurrence, f"{regime}_backward_kernel", bwd)
     if regime == "split":
-        monkeypatch.setattr(config, "_forced_split_block", 16)
+        monkeypatch.setattr(config, "_forced_split", config.ForcedSplit(16))
     mod = getattr(tritonrnn, mode)(1, 1)
     seen = {}
     for T in (5, 100_000):
@@ -265,8 +265,8 @@ def test_long_sequence_on_gpu(mode, regime, monkeypatch):
     tri = getattr(tritonrnn, mode)(2, 8).cuda()
     tri.load_state_dict(ref.state_dict())
     x = torch.randn(100_000, 2, 2, device="cuda")
-    if regime == "split":  # the barrier-synchronised form, one launch for all steps
-        monkeypatch.setattr(config, "_forced_split_block", 16)
+    if regime == "split":  # the exchange-synchronised form, one launch for all steps
+        monkeypatch.setattr(config, "_forced_split", config.ForcedSplit(16))
     launches.reset()
     outs = {}
     for name, mod in (("ref", ref), ("tri", tri)):

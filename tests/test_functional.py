@@ -12,6 +12,7 @@ import torch
 from tests.common import KINDS, MODE, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
+from tritonrnn.kernels import config
 from tritonrnn.kernels.config import force_split
 
 F64 = torch.float64
@@ -48,10 +49,11 @@ def test_matches_reference(kind, config):
 
 
 # The split regime with 16-unit hidden slices. Under the interpreter one program per batch
-# tile and direction walks every slice (the multi-slice form, c kept in memory): H=40 is three
-# slices, the last partly masked; H=20 with a projection (P=13) splits W_hr as well; H=12 is
-# one slice, the form with c in registers. B=18 is two batch tiles, four groups of programs
-# taking their work by ticket.
+# tile and direction walks every slice: its first slice with its rows of W_hh resident and c,
+# h in registers, the others streamed with c, h kept in memory (the multi-slice form). H=40 is
+# three slices, the last partly masked; H=20 with a projection (P=13) splits W_hr as well;
+# H=12 is one slice. B=18 is two batch tiles, four groups of programs taking their work by
+# ticket. (Every program in its own thread, waiting for the others: test_threaded_interpreter.)
 SPLIT = ([(kind, 40, _proj(kind, 40), 3) for kind in KINDS] + [("lstm_proj", 20, 13, 3)]
          + [(kind, 12, _proj(kind, 12), 3) for kind in KINDS]
          + [("lstm", 40, 0, 18), ("gru", 12, 0, 18)])
@@ -64,6 +66,27 @@ def test_split_regime_matches_reference(kind, H, P, B):
     prob = make_problem(MODE[kind], T=3, B=B, I=5, H=H, P=P, D=2, h0=True, lengths=lengths)
     with force_split(16):
         _check_against_reference(prob)
+
+
+@pytest.mark.parametrize("kind,H,P", [("lstm", 40, 0), ("gru", 40, 0), ("lstm_proj", 40, 20),
+                                      ("rnn_tanh", 40, 0)])
+def test_split_regime_streams_what_is_not_resident(kind, H, P):
+    """16-wide reduction chunks with one kept on chip: each program's first slice multiplies
+    one resident chunk of its W_hh (and W_hr) rows and streams the other two every step."""
+    prob = make_problem(MODE[kind], T=3, B=3, I=5, H=H, P=P, D=2, h0=True, lengths=(3, 1, 2))
+    with force_split(16, reduction_chunk=16, resident_chunks=1):
+        _check_against_reference(prob)
+
+
+def test_split_regime_raises_when_its_programs_cannot_wait_for_each_other(monkeypatch):
+    """Two programs per group under the sequential interpreter: the first runs alone and can
+    never see the second's flags, as on a GPU whose SMs are held by something else. The waits
+    give up after SPIN_LIMIT polls and the launcher raises instead of hanging or returning
+    wrong numbers."""
+    monkeypatch.setattr(config, "SPIN_LIMIT", 3)
+    prob = make_problem("LSTM", T=2, B=2, I=3, H=20, P=0, D=1, h0=True)
+    with force_split(16, programs=2), pytest.raises(RuntimeError, match="gave up"):
+        run_layer(functional.recurrent_layer, prob, F64)
 
 
 def test_noncontiguous_inputs():

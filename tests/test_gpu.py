@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tests.common import KINDS, MODE, flat_state, layer_pair, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import config, launches, recurrence
+from tritonrnn.kernels import config, launches
 from tritonrnn.kernels.cells import CELL_CODES
 from tritonrnn.kernels.config import force_split
 
@@ -105,15 +105,16 @@ def test_functional_cuda(kind, H, split, dtype):
 def test_split_multi_slice_cuda(kind, dtype, monkeypatch):
     """The split regime's multi-slice form, as hidden sizes with more slices than SMs run it:
     the launcher is told the GPU has 2 SMs, so each batch tile's 2 programs walk several
-    hidden slices each and wait for each other at every barrier; 3 batch tiles x 2 directions
+    hidden slices each and wait for each other at every exchange; 3 batch tiles x 2 directions
     make 6 groups that take their work by ticket."""
-    monkeypatch.setattr(recurrence, "_sm_count", lambda device: 2)
+    real_limits = config.device_limits
+    monkeypatch.setattr(config, "device_limits", lambda device: (2, real_limits(device)[1]))
     H = 300
     P = proj_for(H) if kind == "lstm_proj" else 0
     code = CELL_CODES[MODE[kind]]
-    plan, progs, n_slices = recurrence._split_layout(
-        config.plan(code, H, P or H, dtype), code, H, P or H, dtype, torch.device(CUDA))
-    assert plan.split and progs == 2 < n_slices, (plan, progs, n_slices)
+    layout = config.split_layout(config.plan(code, H, P or H, dtype), code, H, P or H, dtype,
+                                 config.device_limits(torch.device(CUDA)))
+    assert layout.plan.split and layout.progs == 2 < layout.n_slices, layout
     prob = make_problem(MODE[kind], T=9, B=40, I=13, H=H, P=P, D=2, h0=True,
                         lengths=tuple(1 + (5 * b) % 9 for b in range(40))).rounded(dtype)
     launches.reset()

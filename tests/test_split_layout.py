@@ -1,39 +1,59 @@
-"""How the split regime lays its programs out on a GPU (kernels/recurrence.py: _split_layout),
-checked here with the GPU's SM count faked: a batch tile's programs wait for each other at
-barriers, so they must all run at once (no more per group than SMs), and hidden sizes with
-more slices than SMs walk several slices per program with a plan that compiles clean in
-that form. One launch per sequence in every case; the interpreter's layout (one program per
-group) runs in test_functional's split tests, the GPU's in test_gpu."""
+"""How the split regime lays its programs out (kernels/config.py: split_layout), checked with a
+device's SM count and shared memory given explicitly: a batch tile's programs wait for each
+other at every exchange, so they must all run at once (no more per group than SMs); hidden
+sizes with more slices than SMs walk several slices per program with a plan that compiles
+clean in that form; each program keeps as many chunks of its W_hh rows (and W_hr rows) on
+chip as the shared memory holds, and streams the rest. One launch per sequence in every
+case; the interpreter's layout (one program per group) runs in test_functional's split tests,
+the GPU's in test_gpu."""
 import pytest
 import torch
 
-from tritonrnn.kernels import config, pruning, recurrence
+from tritonrnn.kernels import config, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
-CUDA = torch.device("cuda")
-LSTM = CELL_CODES["LSTM"]
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    """Calls _split_layout as on a GPU with `sms` SMs."""
-    monkeypatch.setattr(recurrence, "INTERPRET", False)
-
-    def layout(plan, cell, hidden, width, dtype, sms):
-        monkeypatch.setattr(recurrence, "_sm_count", lambda device: sms)
-        return recurrence._split_layout(plan, cell, hidden, width, dtype, CUDA)
-    return layout
+LSTM, GRU, RNN = CELL_CODES["LSTM"], CELL_CODES["GRU"], CELL_CODES["RNN_TANH"]
+H100 = (132, config.SHARED_PER_BLOCK[9])
+A100 = (108, config.SHARED_PER_BLOCK[8])
 
 
 def test_interpreter_walks_every_slice_in_one_program():
     plan = config.Plan(True, 16, 16, 32, 8, 1)
-    assert recurrence._split_layout(plan, LSTM, 100, 100, torch.float32, torch.device("cpu")) \
-        == (plan, 1, 7)
+    layout = config.split_layout(plan, LSTM, 100, 100, torch.float32)
+    assert (layout.plan, layout.progs, layout.n_slices, layout.multi) == (plan, 1, 7, True)
 
 
-def test_one_program_per_slice_when_the_slices_fit(fake_gpu):
-    plan = config.Plan(True, 16, 16, 32, 8, 1)
-    assert fake_gpu(plan, LSTM, 2048, 2048, torch.float16, sms=132) == (plan, 128, 128)
+def test_one_program_per_slice_when_the_slices_fit():
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    layout = config.split_layout(plan, LSTM, 2048, 2048, torch.float16, H100)
+    assert (layout.plan, layout.progs, layout.n_slices, layout.multi) == (plan, 128, 128, False)
+
+
+@pytest.mark.parametrize("cell,H,dtype,limits,res", [
+    (LSTM, 768, torch.float16, H100, 3),    # the anchor: 64 rows x 768 fp16 = 96 KiB, all kept
+    (LSTM, 1024, torch.float16, H100, 4),   # 128 KiB
+    (LSTM, 1024, torch.float16, A100, 3),   # 163 KiB per block: the fourth chunk is streamed
+    (LSTM, 2048, torch.float16, H100, 4),   # 8 chunks: half of each row kept, half streamed
+    (LSTM, 768, torch.float32, A100, 1),    # fp32 rows are twice the bytes: 64 KiB a chunk
+    (RNN, 768, torch.float16, H100, 3),     # RNN: 64 units of one gate per program
+    (GRU, 256, torch.bfloat16, H100, 1),
+])
+def test_resident_chunks_fit_shared_memory(cell, H, dtype, limits, res):
+    plan = config.Plan(True, 16, 64 // config.padded_gates(cell), 256, 4, 1)
+    layout = config.split_layout(plan, cell, H, H, dtype, limits)
+    assert layout.res_chunks == res
+    item = torch.empty((), dtype=dtype).element_size()
+    rows = config.padded_gates(cell) * plan.block_h
+    kept = layout.res_chunks * (rows * plan.block_k * item + plan.block_k * plan.block_b * item)
+    assert kept + config.SHARED_RESERVE <= limits[1]
+    assert layout.streams(H, H)[0] == (res * plan.block_k < H)
+
+
+def test_projection_rows_kept_after_the_recurrent_rows():
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    layout = config.split_layout(plan, LSTM, 1024, 256, torch.float16, H100)
+    assert layout.res_chunks == 1 and layout.res_proj == 4
+    assert layout.streams(1024, 256) == (False, False)
 
 
 @pytest.mark.parametrize("dname", ["fp32", "tf32", "fp16", "bf16"])
@@ -41,7 +61,7 @@ def test_one_program_per_slice_when_the_slices_fit(fake_gpu):
                          ids=sorted(CELL_CODES) + ["LSTM_PROJ"])
 @pytest.mark.parametrize("hidden,sms", [(2048, 108), (2048, 132), (4096, 132), (20000, 132),
                                         (1000, 3)])
-def test_more_slices_than_sms(fake_gpu, monkeypatch, dname, cell, proj, hidden, sms):
+def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
     """Never more programs per group than SMs; a group walks several slices only with a plan
     the compile report found clean in the multi-slice forms, and with the widest slices."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
@@ -49,7 +69,8 @@ def test_more_slices_than_sms(fake_gpu, monkeypatch, dname, cell, proj, hidden, 
     width = hidden // 4 if proj else hidden
     chosen = config.default_plan(code, hidden, width, dtype)
     assert chosen.split
-    plan, progs, n_slices = fake_gpu(chosen, code, hidden, width, dtype, sms)
+    layout = config.split_layout(chosen, code, hidden, width, dtype, (sms, H100[1]))
+    plan, progs, n_slices = layout.plan, layout.progs, layout.n_slices
     assert n_slices == -(-hidden // plan.block_h)
     assert progs == min(n_slices, sms)
     if plan != chosen:  # the chosen plan had more slices than SMs
