@@ -15,7 +15,9 @@ program (one CTA), the instructions and bytes that matter:
 - CTA barriers (BAR), memory fences (MEMBAR), atomics (ATOM*, RED*), cache invalidations
   (CCTL), async-proxy fences (FENCE);
 - whether a loop nested inside the time loop loads from global memory (weights streamed
-  every step rather than kept on chip).
+  every step rather than kept on chip);
+- dependent global round trips: how many times per step an instruction waits for an
+  outstanding global load (in-order issue: the latency chain the step cannot hide).
 
 How loops are found and counted. Every backward branch in the SASS closes a loop
 [target label, branch]; nesting follows from address ranges. With line information
@@ -245,6 +247,78 @@ def _clean(x):
     return int(x) if float(x).is_integer() else round(x, 3)
 
 
+# -- dependent round trips -----------------------------------------------------------------
+
+_REGISTER = re.compile(r"\bR(\d+)(?:\.64)?\b")
+_NO_DESTINATION = ("ST", "STG", "STS", "STSM", "STL", "RED", "REDG", "BAR", "BRA", "MEMBAR",
+                   "CCTL", "FENCE", "EXIT", "DEPBAR", "BSYNC", "BSSY", "WARPSYNC", "ERRBAR")
+
+
+def _registers(token_text):
+    found = set()
+    for m in _REGISTER.finditer(token_text):
+        base = int(m.group(1))
+        found.add(base)
+        if m.group(0).endswith(".64"):
+            found.add(base + 1)
+    return found
+
+
+def _operands(ins):
+    body = _PREDICATE.sub("", ins["text"])
+    parts = body.split(None, 1)
+    return [p.strip() for p in parts[1].split(",")] if len(parts) > 1 else []
+
+
+def _global_load_destination(ins):
+    """Registers a global load (or an atomic returning a value) writes, else None."""
+    head = ins["op"].split(".")[0]
+    operands = _operands(ins)
+    if head in ("LDG", "LD") and operands:
+        first = _REGISTER.match(operands[0])
+        if first:
+            base = int(first.group(1))
+            return set(range(base, base + max(1, _access_bytes(ins["op"]) // 4)))
+    if head in ("ATOMG", "ATOM") and operands:
+        for operand in operands[:2]:  # ATOMG PT, Rd, [addr], Rv: Rd after an optional PT
+            m = _REGISTER.fullmatch(operand)
+            if m:
+                return {int(m.group(1))}
+    return None
+
+
+def _sources(ins):
+    operands = _operands(ins)
+    if ins["op"].split(".")[0] in _NO_DESTINATION:
+        return _registers(" ".join(operands))
+    return _registers(" ".join(operands[1:]))
+
+
+def dependent_round_trips(instructions, weights):
+    """Global-memory round trips per step that execute one after another: in-order issue
+    means an instruction reading a register an outstanding global load (or returning
+    atomic) will write waits for that load, and every load issued before it has arrived by
+    then. Each such wait is one round trip, counted as often as the load it waits for runs
+    (its weight); loads still outstanding at the end of the body are counted as waited for
+    (their use is in the next iteration)."""
+    pending = []   # (registers, weight) of outstanding loads, in issue order
+    trips = 0.0
+    for ins, w in zip(instructions, weights):
+        if pending:
+            used = _sources(ins)
+            if any(regs & used for regs, _ in pending):
+                last = max(i for i, (regs, _) in enumerate(pending) if regs & used)
+                trips += pending[last][1]
+                pending = pending[last + 1:]
+        if w:
+            dest = _global_load_destination(ins)
+            if dest:
+                pending.append((dest, w))
+    if pending:
+        trips += pending[-1][1]
+    return _clean(trips)
+
+
 # -- the time loop --------------------------------------------------------------------------
 
 def _contains(outer, inner):
@@ -302,6 +376,7 @@ def time_loop_report(sass, num_warps, trips):
     tl_source = time_loop["source"] or f"SASS index {time_loop['head']}"
     report.update(
         time_loop=f"{tl_source} {time_loop['kind']} {time_loop['var'] or ''}".strip(),
+        dependent_round_trips=dependent_round_trips(body, weights),
         nested_loop_ldg_instr=nested_loads["ldg_instr"],
         nested_loop_ldg_bytes=nested_loads["ldg_bytes"],
         nested_loop_loads_global=nested_loads["ldg_instr"] > 0,
