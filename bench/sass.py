@@ -295,27 +295,28 @@ def _sources(ins):
 
 
 def dependent_round_trips(instructions, weights):
-    """Global-memory round trips per step that execute one after another: in-order issue
-    means an instruction reading a register an outstanding global load (or returning
-    atomic) will write waits for that load, and every load issued before it has arrived by
-    then. Each such wait is one round trip, counted as often as the load it waits for runs
-    (its weight); loads still outstanding at the end of the body are counted as waited for
-    (their use is in the next iteration)."""
+    """Global-memory round trips per step that execute one after another. Issue is in
+    order: an instruction that reads a register an outstanding global load (or returning
+    atomic) will write waits for it, and by then every load issued before that instruction
+    has arrived too (they left within a few cycles of each other). Each such wait is one
+    round trip, counted as often as the loads it waits for run (the largest weight among
+    them); loads still outstanding at the end of the body count as one more wait (their use
+    is in the next iteration)."""
     pending = []   # (registers, weight) of outstanding loads, in issue order
     trips = 0.0
     for ins, w in zip(instructions, weights):
         if pending:
             used = _sources(ins)
-            if any(regs & used for regs, _ in pending):
-                last = max(i for i, (regs, _) in enumerate(pending) if regs & used)
-                trips += pending[last][1]
-                pending = pending[last + 1:]
+            waited = [weight for regs, weight in pending if regs & used]
+            if waited:
+                trips += max(waited)
+                pending = []
         if w:
             dest = _global_load_destination(ins)
             if dest:
                 pending.append((dest, w))
     if pending:
-        trips += pending[-1][1]
+        trips += max(weight for _, weight in pending)
     return _clean(trips)
 
 
