@@ -12,8 +12,9 @@ long as one program's step:
 
     latency = dependent global round trips x L2 latency + fences x fence cost
               + waits x exchange cost + CTA barriers x barrier cost
-    work    = L2->SM bytes / L2 bandwidth per SM,  shared-memory bytes / smem bandwidth,
-              tensor-core FLOPs / MMA rate (HMMA and HGMMA each at its own)
+    work    = L2->SM bytes / L2 bandwidth per SM,  threads' shared-memory bytes / smem
+              bandwidth,  tensor cores: HMMA FLOPs / HMMA rate + the slower of HGMMA FLOPs /
+              wgmma rate and HGMMA shared-memory operand bytes / smem bandwidth
     step    = latency + max(work)   (low end: work hidden behind each other)
               latency + sum(work)   (high end: nothing overlaps)
 
@@ -61,9 +62,12 @@ def step_cycles(per_step, num_warps, consts, end):
     hmma, hgmma = _mma_flops(per_step, num_warps)
     work = dict(
         l2=(per_step["ldg_bytes"] + per_step["stg_bytes"]) / c["l2_bytes_per_clk_sm"],
-        smem=(per_step["lds_bytes"] + per_step["sts_bytes"] + per_step["hgmma_smem_bytes"])
-        / c["smem_bytes_per_clk"],
-        mma=hmma / c["hmma_flop_per_clk"] + hgmma / c["hgmma_flop_per_clk"])
+        smem=(per_step["lds_bytes"] + per_step["sts_bytes"]) / c["smem_bytes_per_clk"],
+        # wgmma reads its shared-memory operands while it computes: one activity, bounded
+        # by the slower of the two
+        mma=hmma / c["hmma_flop_per_clk"]
+        + max(hgmma / c["hgmma_flop_per_clk"],
+              per_step["hgmma_smem_bytes"] / c["smem_bytes_per_clk"]))
     total = latency + (max(work.values()) if end == 0 else sum(work.values()))
     return dict(latency=latency, total=total, **work)
 
@@ -173,14 +177,15 @@ def _counts_line(label, r, consts):
     high = step_cycles(p, warps, consts, 1)
     return (f"  {label:<24} {p['dependent_round_trips']:>6} {p['wait_loops']:>5} "
             f"{p['membar_instr']:>6} {p['bar_instr']:>5} {p['ldg_bytes'] / 1024:>8.1f} "
-            f"{(p['lds_bytes'] + p['sts_bytes'] + p['hgmma_smem_bytes']) / 1024:>8.1f} "
+            f"{(p['lds_bytes'] + p['sts_bytes']) / 1024:>8.1f} "
+            f"{p['hgmma_smem_bytes'] / 1024:>7.1f} "
             f"{(hmma + hgmma) / 1e6:>7.2f} {'y' if p['nested_loop_loads_global'] else 'n':>3} "
             f"{low['total']:>7.0f}-{high['total']:<7.0f} "
             f"(latency {low['latency']:.0f}-{high['latency']:.0f})")
 
 
 COUNTS_HEAD = (f"  {'kernel (per program, step)':<24} {'trips':>6} {'waits':>5} {'fences':>6} "
-               f"{'BAR':>5} {'LDG KiB':>8} {'smem KiB':>8} {'MFLOP':>7} {'W?':>3} "
+               f"{'BAR':>5} {'LDG KiB':>8} {'smem KiB':>8} {'wgmma':>7} {'MFLOP':>7} {'W?':>3} "
                f"{'cycles low-high':>15}")
 
 

@@ -12,8 +12,9 @@ program (one CTA), the instructions and bytes that matter:
   of the bytes wgmma (HGMMA) reads straight from shared memory (its operand tiles);
 - local memory (register spills): LDL/STL bytes;
 - tensor-core instructions by kind (HMMA per warp, HGMMA per warpgroup), and their FLOPs;
-- CTA barriers (BAR), memory fences (MEMBAR), atomics (ATOM*, RED*), cache invalidations
-  (CCTL), async-proxy fences (FENCE);
+- CTA barriers (BAR), memory fences (MEMBAR at GPU or system scope; CTA-scope ones, which
+  only order shared memory, apart), atomics (ATOM*, RED*), cache invalidations (CCTL),
+  async-proxy fences (FENCE);
 - whether a loop nested inside the time loop loads from global memory (weights streamed
   every step rather than kept on chip);
 - dependent global round trips: how many times per step an instruction waits for an
@@ -201,8 +202,8 @@ def _classify(op):
         return "red"
     if head == "BAR":
         return "bar"
-    if head == "MEMBAR":
-        return "membar"
+    if head == "MEMBAR":  # GPU/system scope waits for L2; CTA scope orders shared memory
+        return "membar_cta" if ".CTA" in op else "membar"
     if head == "FENCE":
         return "fence"
     if head == "CCTL":
@@ -211,7 +212,7 @@ def _classify(op):
 
 
 _COUNTED = ("ldg", "stg", "lds", "sts", "ldl", "stl", "hmma", "hgmma", "atom", "red", "bar",
-            "membar", "fence", "cctl")
+            "membar", "membar_cta", "fence", "cctl")
 
 
 def _tally(instructions, weights, num_warps):

@@ -18,7 +18,7 @@ def test_step_cycles():
     assert low["latency"] == 10 * 300 + 300 + 150 + 4 * 20
     assert high["latency"] == 10 * 500 + 500 + 500 + 4 * 40
     assert low["l2"] == 64_000 / 64 and high["l2"] == 64_000 / 40
-    assert low["smem"] == high["smem"] == 1000
+    assert low["smem"] == high["smem"] == 1000  # 128 KB at 128 B/clk
     flops = 10 * 4096 * 4  # 10 HMMA.16816 per warp, 4 warps
     assert low["mma"] == pytest.approx(flops / consts["hmma_flop_per_clk"][0])
     assert low["total"] == low["latency"] + max(low["l2"], low["smem"], low["mma"])

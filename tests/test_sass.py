@@ -33,6 +33,7 @@ LISTING = """
         /*00a0*/                   HGMMA.64x16x16.F32 R24, gdesc[UR8], RZ, !UPT ;
         /*00b0*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;
         /*00c0*/                   MEMBAR.ALL.GPU ;
+        /*00c8*/                   MEMBAR.ALL.CTA ;
         /*00d0*/                   REDG.E.ADD.STRONG.GPU desc[UR8][R6.64], R3 ;
         /*00e0*/               @P3 BRA `(.L_x_0) ;
         /*00f0*/                   EXIT ;
@@ -62,6 +63,7 @@ def test_time_loop_counts(tmp_path):
     assert r["mma_flops"] == 3 * 2 * 16 * 8 * 16 * warps + 2 * 64 * 16 * 16 * 2
     assert r["hgmma_smem_bytes"] == (64 * 16 + 16 * 16) * 2 * 2  # A and B from smem, fp16
     assert (r["bar_instr"], r["membar_instr"], r["red_instr"], r["cctl_instr"]) == (1, 1, 1, 0)
+    assert r["membar_cta_instr"] == 1  # shared-memory ordering only: not a GPU-scope fence
     assert r["wait_loops"] == 1 and r["per_extra_spin"] == {"ldg_instr": 1, "cctl_instr": 1}
     # the HMMA waits for the nested loop's load (3 times a step), the 16-byte load having
     # arrived by then; the STG reads the poll's register, whose load only runs when spinning
