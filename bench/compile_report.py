@@ -192,16 +192,44 @@ def compile_job(job, arch):
     return record
 
 
+_ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
+
+
+def ldg_bound_bytes(job, arch):
+    """What a forward step of one program must load at least, in bytes (the "Resident
+    weights" issue's bound): h_{t-1} of its batch tile in the storage dtype (split regime:
+    the others' units arrive through memory; fused: h stays on chip), the input projection
+    of its hidden units, plus 1 KiB. None for backward forms (no bound defined)."""
+    if "forward" not in job["kernel"]:
+        return None
+    c = job["config"]
+    size = _ELEMENT_BYTES[job["dtype"]]
+    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3}.get(job["cell"], 1)
+    width = job["proj_size"] or job["hidden_size"]
+    if not job["kernel"].startswith("split"):
+        return gates * c["block_b"] * c["block_h"] * size + 1024
+    progs = programs_per_group(job, arch)
+    slices = -(-(-(-job["hidden_size"] // c["block_h"])) // progs)  # per program
+    return (c["block_b"] * width * size
+            + slices * gates * c["block_b"] * c["block_h"] * size + 1024)
+
+
 def add_time_loop(record):
-    """Put the per-step columns (bench/sass.py) of `record`'s sizes into it."""
+    """Put the per-step columns (bench/sass.py) of `record`'s sizes into it, with the global
+    loads' ratio to ldg_bound_bytes for forward forms."""
     from bench import sass as sass_tools
     packed = record.pop("_sass", None)
     if packed is None:
         return record
     arch = int(record["arch"].removeprefix("sm_"))
-    record["per_step"] = sass_tools.time_loop_report(
+    step = sass_tools.time_loop_report(
         zlib.decompress(packed).decode(), record["config"]["num_warps"],
         loop_trips(record, arch))
+    bound = ldg_bound_bytes(record, arch)
+    if bound and step.get("time_loop"):
+        step["ldg_bound_bytes"] = bound
+        step["ldg_over_bound"] = round(step["ldg_bytes"] / bound, 3)
+    record["per_step"] = step
     return record
 
 
@@ -317,10 +345,11 @@ def format_table(records):
 def format_time_loops(records):
     """Second table: per time step and program, from each kernel's time loop (bench/sass.py).
     MMA: HMMA per warp or HGMMA per warpgroup; 'W?' marks global loads inside a loop nested
-    in the time loop (data streamed every step)."""
+    in the time loop (data streamed every step); '/bound': global-load bytes over the least a
+    forward step must load (ldg_bound_bytes); RT: dependent global round trips."""
     head = (f"{'arch':6} {'kernel':22} {'cell':9} {'dtype':5} {'H':>5} {'progs':>5} "
-            f"{'LDG':>5} {'LDG B':>8} {'STG B':>7} {'LDS B':>9} {'STS B':>8} {'HGMMA smem':>10} "
-            f"{'LDL B':>6} {'MMA':>14} {'BAR':>5} {'MEMBAR':>6} {'ATOM+RED':>8} {'CCTL':>4} "
+            f"{'LDG':>5} {'LDG B':>8} {'/bound':>6} {'STG B':>7} {'LDS B':>9} {'STS B':>8} {'HGMMA smem':>10} "
+            f"{'LDL B':>6} {'MMA':>14} {'RT':>4} {'BAR':>5} {'MEMBAR':>6} {'ATOM+RED':>8} {'CCTL':>4} "
             f"{'W?':>2}  time loop")
     lines = ["per time step, per program (static SASS counts x inner-loop trips; waits "
              "counted as satisfied at once):", head]
@@ -333,8 +362,10 @@ def format_time_loops(records):
         lines.append(
             f"{r['arch']:6} {r['kernel']:22} {r['cell']:9} {r['dtype']:5} {r['hidden_size']:>5} "
             f"{r.get('programs_per_group', ''):>5} {p['ldg_instr']:>5} {p['ldg_bytes']:>8} "
+            f"{p.get('ldg_over_bound', '-'):>6} "
             f"{p['stg_bytes']:>7} {p['lds_bytes']:>9} {p['sts_bytes']:>8} "
-            f"{p['hgmma_smem_bytes']:>10} {p['ldl_bytes']:>6} {mma:>14} {p['bar_instr']:>5} "
+            f"{p['hgmma_smem_bytes']:>10} {p['ldl_bytes']:>6} {mma:>14} "
+            f"{p.get('dependent_round_trips', '-'):>4} {p['bar_instr']:>5} "
             f"{p['membar_instr']:>6} {p['atom_instr'] + p['red_instr']:>8} {p['cctl_instr']:>4} "
             f"{'y' if p['nested_loop_loads_global'] else 'n':>2}  {p['time_loop']}")
     return "\n".join(lines)
