@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 # Only what the report needs from the kernels; imported lazily in workers.
@@ -90,12 +91,52 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                                        config=plan.as_dict())
 
 
+# SMs of the GPUs each architecture is reported for (H100 SXM, A100 SXM): how many programs
+# a split group runs with when it has more hidden slices than that (multi-slice forms).
+SMS = {90: 132, 80: 108}
+
+
+def programs_per_group(job, arch):
+    """Programs per group the launcher would run `job` with on sm_`arch` (split regime):
+    one per hidden slice, or one per SM walking several slices in the multi-slice forms."""
+    from tritonrnn.kernels.compile_specs import is_multi_slice
+    slices = -(-job["hidden_size"] // job["config"]["block_h"])
+    return min(slices, SMS[arch]) if is_multi_slice(job["kernel"]) else slices
+
+
+def job_call(job, arch):
+    """The one call that says what `job` launches (kernels/compile_specs.kernel_call), and
+    what the JIT specializes it to on sm_`arch`: (call, signature, constexprs, attrs, options)."""
+    from bench.jit_specialization import specialize
+    from tritonrnn.kernels.compile_specs import kernel_call
+    width = job["proj_size"] or job["hidden_size"]
+    call = kernel_call(job["kernel"], job["cell"], job["dtype"], job["config"],
+                       job["hidden_size"], width, programs=programs_per_group(job, arch))
+    return (call,) + specialize(call.fn, call.args, call.options, arch)
+
+
+def loop_trips(job, arch):
+    """Iterations per time step of the loops nested in the kernels' time loops, keyed by the
+    loop's iterable as written in kernels/split.py (see bench/sass.py)."""
+    c = job["config"]
+    hidden, width = job["hidden_size"], job["proj_size"] or job["hidden_size"]
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    progs = programs_per_group(job, arch)
+    return {"range(0, K, BLOCK_KC)": cdiv(width, c["block_k"]),
+            "range(0, H, BLOCK_KC)": cdiv(hidden, c["block_k"]),
+            "range(pid_n, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs),
+            "range(pid_n, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs),
+            "range(pid_n, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs)}
+
+
 def _compile_key(job, arch):
-    """Jobs that compile to the same binary (the split regime does not depend on H)."""
-    from tritonrnn.kernels.compile_specs import compile_spec, launch_options
-    fn, cx = compile_spec(job["kernel"], job["cell"], job["dtype"], job["config"])
-    return (arch, fn.__name__, tuple(sorted((k, str(v)) for k, v in cx.items())),
-            tuple(sorted(launch_options(job["kernel"], job["config"]).items())))
+    """Jobs that compile to the same binary (the split regime depends on H only through
+    its run-time specialization)."""
+    call, signature, constexprs, attrs, options = job_call(job, arch)
+    return (arch, call.fn.__name__, tuple(sorted(signature.items())),
+            tuple(sorted((str(k), str(v)) for k, v in constexprs.items())),
+            tuple(sorted((str(k), str(v)) for k, v in attrs.items())),
+            tuple(sorted(call.options.items())))
 
 
 def _ptxas_numbers(log):
@@ -106,50 +147,89 @@ def _ptxas_numbers(log):
             (int(spill_st.group(1)) if spill_st else 0) + (int(spill_ld.group(1)) if spill_ld else 0))
 
 
-def _sass_mma(cubin):
-    """(tensor-core instruction count, their mnemonics) in the cubin's SASS."""
-    import triton
-    nvdisasm = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "nvdisasm")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        sass = subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True,
-                              check=True).stdout
+def _sass_mma(sass):
+    """(tensor-core instruction count, their mnemonics) in the whole SASS."""
     ops = re.findall(r"\b(HGMMA|HMMA|DMMA|IMMA)[.\w]*", sass)
     return len(ops), sorted(set(ops))
 
 
 def compile_job(job, arch):
-    """Compile one job for sm_`arch`; returns its record."""
+    """Compile one job for sm_`arch` exactly as the JIT would compile the launcher's call;
+    returns its record (with the SASS, zlib-compressed, under "_sass" for the time-loop
+    columns, which depend on the job's sizes; run() drops it)."""
     import triton
     from triton import knobs
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from tritonrnn.kernels.compile_specs import compile_spec, launch_options
-    from tritonrnn.kernels.compile_specs import signature as make_signature
-    fn, constexprs = compile_spec(job["kernel"], job["cell"], job["dtype"], job["config"])
-    signature = make_signature(fn, constexprs, job["dtype"])
-    record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch])
+    from bench import sass as sass_tools
+    from bench.jit_specialization import by_name
+    call, signature, constexprs, attrs, options = job_call(job, arch)
+    _, divisible = by_name(call.fn, constexprs, attrs)
+    record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
+                  signature=signature, divisible_args=divisible,
+                  programs_per_group=programs_per_group(job, arch))
     start = time.time()
     log = io.StringIO()
     try:
         knobs.nvidia.dump_ptxas_log = True  # ptxas -v output (registers, spills) to stdout
         with contextlib.redirect_stdout(log):
-            compiled = triton.compile(
-                ASTSource(fn, signature, constexprs), target=GPUTarget("cuda", arch, 32),
-                options=launch_options(job["kernel"], job["config"]))
+            compiled = triton.compile(ASTSource(call.fn, signature, constexprs, attrs),
+                                      target=GPUTarget("cuda", arch, 32), options=options)
     except Exception as exc:  # noqa: BLE001 - a compile error is a finding, not a crash
         record.update(error=f"{type(exc).__name__}: {str(exc)[:300]}", ok=False,
                       compile_s=round(time.time() - start, 2))
         return record
     regs, spills = _ptxas_numbers(log.getvalue())
-    n_mma, mma_ops = _sass_mma(compiled.asm["cubin"])
+    sass = sass_tools.disassemble(compiled.asm["cubin"])
+    n_mma, mma_ops = _sass_mma(sass)
     shared = compiled.metadata.shared
     record.update(registers=regs, spills_bytes=spills, shared_bytes=shared,
                   tensor_cores=n_mma > 0, mma_instructions=n_mma, mma_ops=mma_ops,
-                  compile_s=round(time.time() - start, 2), error=None)
+                  compile_s=round(time.time() - start, 2), error=None,
+                  _sass=zlib.compress(sass.encode()))
     from tritonrnn.kernels.pruning import problems
     record["ok"] = not problems(record)
+    return record
+
+
+_ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
+
+
+def ldg_bound_bytes(job, arch):
+    """What a forward step of one program must load at least, in bytes (the "Resident
+    weights" issue's bound): h_{t-1} of its batch tile in the storage dtype (split regime:
+    the others' units arrive through memory; fused: h stays on chip), the input projection
+    of its hidden units, plus 1 KiB. None for backward forms (no bound defined)."""
+    if "forward" not in job["kernel"]:
+        return None
+    c = job["config"]
+    size = _ELEMENT_BYTES[job["dtype"]]
+    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3}.get(job["cell"], 1)
+    width = job["proj_size"] or job["hidden_size"]
+    if not job["kernel"].startswith("split"):
+        return gates * c["block_b"] * c["block_h"] * size + 1024
+    progs = programs_per_group(job, arch)
+    slices = -(-(-(-job["hidden_size"] // c["block_h"])) // progs)  # per program
+    return (c["block_b"] * width * size
+            + slices * gates * c["block_b"] * c["block_h"] * size + 1024)
+
+
+def add_time_loop(record):
+    """Put the per-step columns (bench/sass.py) of `record`'s sizes into it, with the global
+    loads' ratio to ldg_bound_bytes for forward forms."""
+    from bench import sass as sass_tools
+    packed = record.pop("_sass", None)
+    if packed is None:
+        return record
+    arch = int(record["arch"].removeprefix("sm_"))
+    step = sass_tools.time_loop_report(
+        zlib.decompress(packed).decode(), record["config"]["num_warps"],
+        loop_trips(record, arch))
+    bound = ldg_bound_bytes(record, arch)
+    if bound and step.get("time_loop"):
+        step["ldg_bound_bytes"] = bound
+        step["ldg_over_bound"] = round(step["ldg_bytes"] / bound, 3)
+    record["per_step"] = step
     return record
 
 
@@ -178,24 +258,31 @@ def _record_key(record):
 
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
         progress=sys.stderr, known=()):
-    """Compile every job; jobs sharing a binary are compiled once and share its numbers.
-    `known`: records of earlier runs of the same kernels, reused instead of recompiled."""
+    """Compile every job of the scope for every arch; see compile_jobs."""
+    work = [(job, arch) for arch in archs for job in jobs(cells, dtypes, hiddens, forms, scope)]
+    return compile_jobs(work, workers, progress, known)
+
+
+def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
+    """Records of (job, arch) pairs; jobs sharing a binary are compiled once and share its
+    numbers (the per-step columns follow each job's own sizes). `known`: records of earlier
+    runs of the same kernels, reused instead of recompiled."""
     reuse = {_record_key(r): r for r in known}
-    work, reused = [], []
-    for arch in archs:
-        for job in jobs(cells, dtypes, hiddens, forms, scope):
-            earlier = reuse.get(_record_key(dict(job, arch=f"sm_{arch}")))
-            if earlier is not None:
-                reused.append(earlier)
-            else:
-                work.append((job, arch))
-    unique = {}
+    todo, reused = [], []
     for job, arch in work:
-        unique.setdefault(_compile_key(job, arch), (job, arch))
+        earlier = reuse.get(_record_key(dict(job, arch=f"sm_{arch}")))
+        if earlier is not None:
+            reused.append(earlier)
+        else:
+            todo.append((job, arch))
+    work = todo
+    unique, work_keys = {}, []
+    for job, arch in work:
+        work_keys.append(_compile_key(job, arch))
+        unique.setdefault(work_keys[-1], (job, arch))
     keys = list(unique)
     print(f"compile report: {len(work) + len(reused)} records, {len(keys)} distinct "
-          f"compilations ({len(reused)} records reused), archs {archs}", file=progress,
-          flush=True)
+          f"compilations ({len(reused)} records reused)", file=progress, flush=True)
     # A private, empty Triton cache: a cache hit skips ptxas (no register/spill numbers) and
     # would make compile times meaningless.
     os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="tritonrnn-compile-report-")
@@ -214,10 +301,10 @@ def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
                 results[key] = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
                                     error="compiler process crashed", ok=False, compile_s=0.0)
     records = list(reused)
-    for job, arch in work:
-        shared = results[_compile_key(job, arch)]
-        fields = {k: v for k, v in shared.items() if k not in job}
-        records.append(dict(job, **fields))
+    for (job, arch), key in zip(work, work_keys):
+        fields = {k: v for k, v in results[key].items() if k not in job}
+        fields["programs_per_group"] = programs_per_group(job, arch)
+        records.append(add_time_loop(dict(job, **fields)))
     return records
 
 
@@ -252,6 +339,35 @@ def format_table(records):
                      f"{r['hidden_size']:>5} {cfg:28} {r['registers']:>4} {r['spills_bytes']:>5} "
                      f"{r['shared_bytes']:>7} {r['shared_limit']:>7} "
                      f"{'y' if r['tensor_cores'] else 'n':>3} {r['compile_s']:>5.1f}  {status}")
+    return "\n".join(lines) + "\n\n" + format_time_loops(records)
+
+
+def format_time_loops(records):
+    """Second table: per time step and program, from each kernel's time loop (bench/sass.py).
+    MMA: HMMA per warp or HGMMA per warpgroup; 'W?' marks global loads inside a loop nested
+    in the time loop (data streamed every step); '/bound': global-load bytes over the least a
+    forward step must load (ldg_bound_bytes); RT: dependent global round trips."""
+    head = (f"{'arch':6} {'kernel':22} {'cell':9} {'dtype':5} {'H':>5} {'progs':>5} "
+            f"{'LDG':>5} {'LDG B':>8} {'/bound':>6} {'STG B':>7} {'LDS B':>9} {'STS B':>8} {'HGMMA smem':>10} "
+            f"{'LDL B':>6} {'MMA':>14} {'RT':>4} {'BAR':>5} {'MEMBAR':>6} {'ATOM+RED':>8} {'CCTL':>4} "
+            f"{'W?':>2}  time loop")
+    lines = ["per time step, per program (static SASS counts x inner-loop trips; waits "
+             "counted as satisfied at once):", head]
+    for r in records:
+        p = r.get("per_step")
+        if not p or p.get("time_loop") is None:
+            continue
+        kinds = p["mma_kinds"]
+        mma = " ".join(f"{n}x{k.split('.', 1)[-1]}" for k, n in kinds.items()) or "-"
+        lines.append(
+            f"{r['arch']:6} {r['kernel']:22} {r['cell']:9} {r['dtype']:5} {r['hidden_size']:>5} "
+            f"{r.get('programs_per_group', ''):>5} {p['ldg_instr']:>5} {p['ldg_bytes']:>8} "
+            f"{p.get('ldg_over_bound', '-'):>6} "
+            f"{p['stg_bytes']:>7} {p['lds_bytes']:>9} {p['sts_bytes']:>8} "
+            f"{p['hgmma_smem_bytes']:>10} {p['ldl_bytes']:>6} {mma:>14} "
+            f"{p.get('dependent_round_trips', '-'):>4} {p['bar_instr']:>5} "
+            f"{p['membar_instr']:>6} {p['atom_instr'] + p['red_instr']:>8} {p['cctl_instr']:>4} "
+            f"{'y' if p['nested_loop_loads_global'] else 'n':>2}  {p['time_loop']}")
     return "\n".join(lines)
 
 

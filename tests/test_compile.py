@@ -3,7 +3,8 @@ plus the shipped tuning table's) compile for H100 (sm_90) and A100 (sm_80) witho
 within shared memory and on tensor cores, with no GPU.
 
 A fast subset of `python -m bench.compile_report`: heaviest cells, one 16-bit dtype and
-TF32, a fused-size and a split-size hidden, every kernel form (the multi-slice forms with the
+TF32, a fused-size and two split-size hiddens (768: the anchor; split kernels share one
+binary across these sizes, so it adds records, not compiles), every kernel form (the multi-slice forms with the
 plan the launcher uses for them). The full run over every selectable configuration
 (README, "Compile report") takes about an hour on two cores and is what
 kernels/pruned_configs.json was generated from. Runs in a subprocess because kernels defined
@@ -26,7 +27,7 @@ def test_shipped_configs_compile_clean(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench.compile_report", "--arch", "sm_90,sm_80",
          "--cells", "LSTM,LSTM_PROJ,GRU,RNN_TANH", "--dtypes", "fp16,tf32",
-         "--hidden", "128,2048", "--forms", "all", "--json", str(out)],
+         "--hidden", "128,768,2048", "--forms", "all", "--json", str(out)],
         cwd=root, env=env, capture_output=True, text=True, timeout=540)
     records = json.loads(out.read_text()) if out.exists() else []
     failing = [(r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"], r["config"],
@@ -40,6 +41,29 @@ def test_shipped_configs_compile_clean(tmp_path):
         assert r["spills_bytes"] == 0 and r["registers"] > 0
         assert r["shared_bytes"] <= r["shared_limit"]
         assert r["tensor_cores"], "fp16 and tf32 recurrent matmuls must use HMMA/HGMMA"
+        _check_time_loop(r)
     kernels = {r["kernel"] for r in records}
     assert {"fused_forward", "fused_backward", "split_forward", "split_backward",
             "split_forward_multi", "split_backward_multi"} <= kernels
+
+
+def _check_time_loop(r):
+    """The per-step columns (bench/sass.py) exist and hold what every recurrence must do per
+    step: load the previous h (B x K in at least 2-byte elements, or the batch tile's share),
+    store outputs, and do at least the recurrent matmul's FLOPs on tensor cores."""
+    step = r["per_step"]
+    where = (r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"])
+    assert step["time_loop"] and "for" in step["time_loop"], where
+    assert step["unknown_trip_loops"] == [], where  # every nested loop's trip count known
+    width = r["proj_size"] or r["hidden_size"]
+    block_b = r["config"]["block_b"]
+    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3, "RNN_TANH": 1}[r["cell"]]
+    assert step["stg_bytes"] > 0 and step["stg_instr"] > 0, where
+    assert step["hmma_instr"] + step["hgmma_instr"] > 0, where
+    if r["kernel"].startswith("split"):
+        slice_units = r["config"]["block_h"]
+        # the h (dh) exchange: every program reads all of h_{t-1} for its batch tile
+        assert step["ldg_bytes"] >= block_b * width * 2, (where, step["ldg_bytes"])
+        if r["kernel"] == "split_forward":
+            needed = 2 * gates * slice_units * block_b * width  # FLOPs of h @ W_slice^T
+            assert step["mma_flops"] >= needed, (where, step["mma_flops"], needed)

@@ -1,0 +1,44 @@
+"""bench/model.py's arithmetic on a hand-made per-step record (no compile): the latency chain,
+the low end overlapping the work terms and the high end adding them, the GEMMs and waves of
+a sequence; and --calibrate refusing to run without a GPU."""
+import pytest
+
+from bench import gpu_constants, model
+
+STEP = dict(dependent_round_trips=10, membar_instr=1, wait_loops=1, bar_instr=4,
+            ldg_bytes=64_000, stg_bytes=0, lds_bytes=128_000, sts_bytes=0,
+            hgmma_smem_bytes=0, mma_kinds={"HMMA.16816": 10})
+RECORD = dict(per_step=STEP, config=dict(num_warps=4, block_b=16), programs_per_group=48)
+
+
+def test_step_cycles():
+    consts = gpu_constants.constants("H100")
+    low = model.step_cycles(STEP, 4, consts, 0)
+    high = model.step_cycles(STEP, 4, consts, 1)
+    assert low["latency"] == 10 * 300 + 300 + 150 + 4 * 20
+    assert high["latency"] == 10 * 500 + 500 + 500 + 4 * 40
+    assert low["l2"] == 64_000 / 64 and high["l2"] == 64_000 / 40
+    assert low["smem"] == high["smem"] == 1000  # 128 KB at 128 B/clk
+    flops = 10 * 4096 * 4  # 10 HMMA.16816 per warp, 4 warps
+    assert low["mma"] == pytest.approx(flops / consts["hmma_flop_per_clk"][0])
+    assert low["total"] == low["latency"] + max(low["l2"], low["smem"], low["mma"])
+    assert high["total"] == pytest.approx(high["latency"] + high["l2"] + high["smem"] + high["mma"])
+
+
+def test_sequence_scales_with_steps_and_waves():
+    consts = gpu_constants.constants("H100")
+    one = model.sequence_ms("LSTM", 16, 768, 1000, RECORD, RECORD, consts)
+    two = model.sequence_ms("LSTM", 16, 768, 2000, RECORD, RECORD, consts)
+    gemm = one["gemm_ms"][0][0]
+    assert gemm == pytest.approx(2 * 1000 * 16 * 768 * 4 * 768 / 650e12 * 1e3)
+    assert two["forward"][0] - 2 * gemm == pytest.approx(2 * (one["forward"][0] - gemm))
+    # 16 batch tiles of 48 programs: 2 fit on 132 SMs at once, so 8 waves
+    wide = model.sequence_ms("LSTM", 256, 768, 1000, RECORD, RECORD, consts)
+    recurrence = one["forward"][0] - gemm
+    assert wide["forward"][0] - wide["gemm_ms"][0][0] == pytest.approx(8 * recurrence)
+
+
+def test_calibrate_needs_a_gpu(capsys):
+    # This tier runs under the interpreter with no CUDA device.
+    assert model.main(["--calibrate"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
