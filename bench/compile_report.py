@@ -111,22 +111,32 @@ def job_call(job, arch):
     from tritonrnn.kernels.compile_specs import kernel_call
     width = job["proj_size"] or job["hidden_size"]
     call = kernel_call(job["kernel"], job["cell"], job["dtype"], job["config"],
-                       job["hidden_size"], width, programs=programs_per_group(job, arch))
+                       job["hidden_size"], width, programs=programs_per_group(job, arch),
+                       arch=arch)
     return (call,) + specialize(call.fn, call.args, call.options, arch)
 
 
 def loop_trips(job, arch):
     """Iterations per time step of the loops nested in the kernels' time loops, keyed by the
-    loop's iterable as written in kernels/split.py (see bench/sass.py)."""
+    loop's iterable as written in kernels/split.py (see bench/sass.py): the streaming of the
+    columns past a first slice's resident chunks, and (multi-slice forms) the further slices
+    a program walks, each streaming all of its rows."""
+    from tritonrnn.kernels.compile_specs import split_layout_for
     c = job["config"]
     hidden, width = job["hidden_size"], job["proj_size"] or job["hidden_size"]
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
     progs = programs_per_group(job, arch)
-    return {"range(0, K, BLOCK_KC)": cdiv(width, c["block_k"]),
-            "range(0, H, BLOCK_KC)": cdiv(hidden, c["block_k"]),
-            "range(pid_n, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs),
-            "range(pid_n, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs),
-            "range(pid_n, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs)}
+    if not job["kernel"].startswith("split"):
+        return {}
+    layout = split_layout_for(job["kernel"], job["cell"], job["dtype"], c, hidden, width, arch,
+                              progs)
+    kc = c["block_k"]
+    streamed = max(0, cdiv(width, kc) - layout.res_chunks)  # W_hh columns of the first slice
+    return {"range(RES * BLOCK_KC, L, BLOCK_KC)": streamed,
+            "range(RES * BLOCK_KC, K, BLOCK_KC)": streamed,
+            "range(pid_n + progs, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs) - 1,
+            "range(pid_n + progs, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1,
+            "range(pid_n + progs, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1}
 
 
 def _compile_key(job, arch):

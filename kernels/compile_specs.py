@@ -14,7 +14,7 @@ import triton.language as tl
 
 from .cells import CELL_CODES, GATES, LSTM, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
-from .split import split_backward_kernel, split_forward_kernel, split_maxnreg
+from .split import split_backward_kernel, split_forward_kernel
 
 # Every form runs a whole sequence in one launch. The main forms are what ordinary sizes
 # launch; the multi-slice forms (MULTI=True: a program walks several hidden slices, keeping
@@ -25,9 +25,10 @@ KERNEL_FORMS = MAIN_FORMS + MULTI_SLICE_FORMS
 
 _TL = {"fp32": tl.float32, "tf32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16,
        "fp64": tl.float64}
-_INT_POINTERS = {"len_ptr", "bar_ptr"}
-_ACC_POINTERS = {"ring_ptr"}
-_STATE_POINTERS = {"c_ptr", "dc_ptr"}  # LSTM's carried c (dc); other cells get a dummy
+_INT_POINTERS = {"len_ptr", "sync_ptr"}
+# The split kernels' carried state, partial products and exchanged dh: ACC_DTYPE buffers.
+_ACC_POINTERS = {"c_ptr", "h_ptr", "parts_ptr", "dhx_ptr", "dc_ptr", "dh_ptr"}
+_OPTIONS = ("num_warps", "num_stages", "maxnreg")
 
 
 def kernel_forms(split, proj):
@@ -41,16 +42,24 @@ def is_multi_slice(form):
     return form in MULTI_SLICE_FORMS
 
 
-def _launch_options(form, config):
-    """Compile options the launchers pass with `form` under a Plan.as_dict() `config`."""
-    options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
-    if form.startswith("split"):
-        options["maxnreg"] = split_maxnreg(config["num_warps"])
-    return options
+def split_layout_for(form, cell, dtype, config, hidden, width, arch, programs=None):
+    """The SplitLayout the launcher runs a split `form` with on sm_`arch` (resident chunks
+    from that architecture's shared memory), with `programs` per group (default: one per
+    hidden slice)."""
+    from . import config as plans
+    code = CELL_CODES["LSTM" if cell == "LSTM_PROJ" else cell]
+    plan = plans.Plan(**config)
+    n_slices = -(-hidden // plan.block_h)
+    with plans.tf32_for(dtype):
+        res, res_proj = plans.resident_chunks(code, plan, hidden, width, plans.torch_dtype(dtype),
+                                              plans.SHARED_PER_BLOCK[arch // 10])
+    return plans.SplitLayout(plan, programs or n_slices, n_slices, res, res_proj)
 
 
-def _constexprs(form, cell, dtype, config):
-    """(jit function, constexprs) of `form`: the heaviest flags it runs with."""
+def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
+    """(jit function, constexprs, launch options) of `form`: the heaviest flags it runs with;
+    the split forms' tiles and options from the launcher's own split_meta."""
+    from .recurrence import split_meta
     proj = cell == "LSTM_PROJ"
     code = CELL_CODES["LSTM" if proj else cell]
     acc = tl.float64 if dtype == "fp64" else tl.float32
@@ -59,23 +68,26 @@ def _constexprs(form, cell, dtype, config):
                   PRECISION="tf32" if dtype == "tf32" else "ieee")
     has_bhn = cell == "GRU"
     lstm = code == LSTM  # only LSTM has c: the launchers pass c0, dc_n for it alone
+    fused_options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
     if form == "fused_forward":
         return fused_forward_kernel, dict(
             common, HAS_H0=True, HAS_C0=lstm, HAS_BHN=has_bhn, TRAINING=True,
-            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"])
+            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"]), fused_options
     if form == "fused_backward":
         return fused_backward_kernel, dict(
             common, HAS_DY=True, HAS_DHN=True, HAS_DCN=lstm, HAS_H0=True, HAS_C0=lstm,
-            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"])
-    tiles = dict(BLOCK_N=config["block_h"], BLOCK_KC=config["block_k"])
-    multi = is_multi_slice(form)
-    if form.startswith("split_forward"):
-        return split_forward_kernel, dict(
-            common, **tiles, HAS_BHN=has_bhn, TRAINING=True, MULTI=multi)
-    if form.startswith("split_backward"):
+            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"]), fused_options
+    backward = form.startswith("split_backward")
+    if not backward and not form.startswith("split_forward"):
+        raise ValueError(f"unknown kernel form {form!r}")
+    layout = split_layout_for(form, cell, dtype, config, hidden, width, arch, programs)
+    meta = split_meta(layout, code, hidden, width, backward)
+    options = {k: meta.pop(k) for k in _OPTIONS}
+    meta["MULTI"] = is_multi_slice(form)
+    if backward:
         return split_backward_kernel, dict(
-            common, **tiles, HAS_DY=True, HAS_H0=True, HAS_C0=lstm, MULTI=multi)
-    raise ValueError(f"unknown kernel form {form!r}")
+            common, **meta, HAS_DY=True, HAS_H0=True, HAS_C0=lstm), options
+    return split_forward_kernel, dict(common, **meta, HAS_BHN=has_bhn, TRAINING=True), options
 
 
 @dataclass(frozen=True)
@@ -90,30 +102,33 @@ class KernelCall:
 
 
 def kernel_call(form, cell, dtype, config, hidden, width, batch=16, directions=1,
-                programs=None, steps=1024):
+                programs=None, steps=1024, arch=90):
     """The launch of `form` for `cell` ("LSTM_PROJ" = LSTM with projection), `dtype` ("fp32",
     "tf32", "fp16", "bf16", "fp64"), a Plan.as_dict() `config`, H=`hidden`, K=`width`, with
-    `programs` per group (split regime; default one per hidden slice). Example tensors are
+    `programs` per group (split regime; default one per hidden slice), on sm_`arch` (the
+    split regime keeps what that architecture's shared memory holds). Example tensors are
     small and freshly allocated (so 16-byte aligned, as the launcher's are); int arguments
     carry the real sizes."""
     import torch
-    fn, constexprs = _constexprs(form, cell, dtype, config)
+    from . import config as plans
+    fn, constexprs, options = _constexprs(form, cell, dtype, config, hidden, width, arch,
+                                          programs)
     element = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
                "bf16": torch.bfloat16, "fp64": torch.float64}[dtype]
     acc = torch.float64 if dtype == "fp64" else torch.float32
     slices = -(-hidden // config["block_h"])
     sizes = dict(T=steps, B=batch, H=hidden, K=width, D=directions,
-                 progs=programs or slices)
+                 progs=programs or slices, spin_limit=plans.SPIN_LIMIT)
     args = {}
     for name in fn.arg_names:
         if name in constexprs:
             args[name] = constexprs[name]
         elif name in _INT_POINTERS:
             args[name] = torch.empty(16, dtype=torch.int32)
-        elif name in _ACC_POINTERS or (name in _STATE_POINTERS and constexprs["CELL"] == LSTM):
+        elif name in _ACC_POINTERS:
             args[name] = torch.empty(16, dtype=acc)
         elif name.endswith("_ptr"):
             args[name] = torch.empty(16, dtype=element)
         else:
             args[name] = sizes[name]
-    return KernelCall(fn, args, _launch_options(form, config))
+    return KernelCall(fn, args, options)

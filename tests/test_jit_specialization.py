@@ -38,11 +38,9 @@ class _Capture:
 @pytest.fixture
 def launcher_calls(monkeypatch):
     """Captures every kernel launch of kernels/recurrence, laid out as on a 132-SM GPU."""
-    layout = recurrence._split_layout
     monkeypatch.setattr(recurrence, "INTERPRET", False)
-    monkeypatch.setattr(recurrence, "_sm_count", lambda device: 132)
-    monkeypatch.setattr(recurrence, "_split_layout", lambda plan, code, H, K, dtype, device:
-                        layout(plan, code, H, K, dtype, torch.device("cuda")))
+    monkeypatch.setattr(config, "device_limits",
+                        lambda device: (132, config.SHARED_PER_BLOCK[9]))
     captures = {}
     for name in ("fused_forward_kernel", "fused_backward_kernel", "split_forward_kernel",
                  "split_backward_kernel"):

@@ -4,8 +4,9 @@ float64 reference forward and backward over several groups (batch tiles x direct
 broken synchronisation caught.
 
 The sequential interpreter runs one program per group walking every hidden slice (the
-launcher's layout under the interpreter); here the layout is replaced by the GPU's, one
-program per slice (MULTI=False, c in registers), which on CPU only threads can run.
+launcher's layout under the interpreter); here force_split asks for the GPU's layout, one
+program per slice (MULTI=False: W rows resident, c and h in registers), which on CPU only
+threads can run.
 """
 import pytest
 import torch
@@ -16,34 +17,36 @@ from tests.common import make_problem, proj_for, run_layer
 from tests.threaded_interpreter import ProgramsHung, programs_in_threads
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import recurrence, split
+from tritonrnn.kernels import split
 from tritonrnn.kernels.config import force_split
 
 F64 = torch.float64
 SLICE = 16        # hidden units per program (force_split)
-WAIT = "grid_barrier"  # the split kernels' wait between programs (looked up at call time)
+WAIT = "wait_for_group"  # the split kernels' wait between programs (looked up at call time)
+EVERY_SLICE = 1 << 10  # programs per group asked of force_split: capped at one per slice
 
 
-@pytest.fixture
-def program_per_slice(monkeypatch):
-    """Launch the split regime as on a GPU with enough SMs: one program per hidden slice."""
-    def layout(plan, code, H, K, dtype, device):
-        n_slices = triton.cdiv(H, plan.block_h)
-        return plan, n_slices, n_slices
-    monkeypatch.setattr(recurrence, "_split_layout", layout)
-
-
-@triton.jit
-def _no_wait(bar_ptr, target):
-    pass
+def program_per_slice():
+    """The split regime as on a GPU with enough SMs: one program per hidden slice
+    (MULTI=False: W rows resident, c and h in registers), each program in its own thread."""
+    return force_split(SLICE, programs=EVERY_SLICE)
 
 
 @triton.jit
-def _wait_for_one_too_many(bar_ptr, target):
-    tl.atomic_add(bar_ptr, 1, sem="release", scope="gpu")
-    seen = tl.atomic_add(bar_ptr, 0, sem="acquire", scope="gpu")
+def _no_wait(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
+             SLICES_P2: tl.constexpr):
+    return alive
+
+
+@triton.jit
+def _wait_for_one_too_many(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
+                           SLICES_P2: tl.constexpr):
+    offs = tl.arange(0, SLICES_P2)
+    mask = offs < progs
+    seen = tl.min(tl.load(flag_row + offs, mask=mask, other=target + 1, volatile=True), axis=0)
     while seen < target + 1:
-        seen = tl.atomic_add(bar_ptr, 0, sem="acquire", scope="gpu")
+        seen = tl.min(tl.load(flag_row + offs, mask=mask, other=target + 1, volatile=True), axis=0)
+    return alive
 
 
 @triton.jit
@@ -86,9 +89,9 @@ CASES = [("LSTM", 32, 0, 18), ("GRU", 40, 0, 18), ("LSTM", 32, proj_for(32), 17)
 
 @pytest.mark.parametrize("mode,H,P,B", [pytest.param(*c, id=f"{c[0]}-H{c[1]}-P{c[2]}-B{c[3]}")
                                         for c in CASES])
-def test_program_per_slice_matches_reference(program_per_slice, mode, H, P, B):
+def test_program_per_slice_matches_reference(mode, H, P, B):
     prob = _problem(mode, H, P, B)
-    with force_split(SLICE), programs_in_threads(timeout_s=120) as launches:
+    with program_per_slice(), programs_in_threads(timeout_s=120) as launches:
         outs, grads = run_layer(functional.recurrent_layer, prob, F64)
     groups = triton.cdiv(B, 16) * 2
     assert launches == [groups * triton.cdiv(H, SLICE)] * 2  # forward, backward: threaded
@@ -97,29 +100,29 @@ def test_program_per_slice_matches_reference(program_per_slice, mode, H, P, B):
     assert_all_close("grad ", grads, ref_grads)
 
 
-def test_missing_wait_gives_wrong_results(program_per_slice, monkeypatch):
+def test_missing_wait_gives_wrong_results(monkeypatch):
     """With the wait between programs removed and each program starting later than the one
     before, programs read h before the others have written it: the outputs must be wrong
     (the same run with the wait in place is the parity test above)."""
     monkeypatch.setattr(split, WAIT, _no_wait)
     prob = _problem("LSTM", 32, 0, 18)
-    with force_split(SLICE), programs_in_threads(timeout_s=120, start_stagger_s=0.3):
+    with program_per_slice(), programs_in_threads(timeout_s=120, start_stagger_s=0.3):
         outs, _ = run_layer(functional.recurrent_layer, prob, F64, grads=False)
     ref_outs, _ = run_layer(reference.recurrent_layer, prob, F64, grads=False)
     with pytest.raises(AssertionError, match="out of tolerance"):
         assert_all_close("", outs, ref_outs)
 
 
-def test_wait_that_never_ends_is_reported(program_per_slice, monkeypatch):
+def test_wait_that_never_ends_is_reported(monkeypatch):
     """A wait for one arrival too many deadlocks every program: the launch fails with
     ProgramsHung naming the line they wait at, instead of hanging."""
     monkeypatch.setattr(split, WAIT, _wait_for_one_too_many)
     prob = _problem("LSTM", 32, 0, 18, T=2)
-    with force_split(SLICE), programs_in_threads(timeout_s=60, idle_polls=500):
+    with program_per_slice(), programs_in_threads(timeout_s=60, idle_polls=500):
         with pytest.raises(Exception) as failure:
             run_layer(functional.recurrent_layer, prob, F64, grads=False)
     cause = failure.value
     while cause is not None and not isinstance(cause, ProgramsHung):
         cause = cause.__cause__
     assert isinstance(cause, ProgramsHung), repr(failure.value)
-    assert "deadlock" in str(cause) and "seen = tl.atomic_add(bar_ptr, 0" in str(cause)
+    assert "deadlock" in str(cause) and "seen = tl.min(tl.load(flag_row" in str(cause)
