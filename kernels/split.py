@@ -243,7 +243,7 @@ def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: t
                  SLICES_P2: tl.constexpr):
     """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
     order (groups of up to 8 slices, loaded together): [BLOCK_N, BLOCK_B]."""
-    SC: tl.constexpr = 8 if SLICES_P2 > 8 else SLICES_P2
+    SC: tl.constexpr = 64 if SLICES_P2 > 64 else SLICES_P2
     offs_k = n0 + tl.arange(0, BLOCK_N)
     offs_j = tl.arange(0, BLOCK_B)
     inner = offs_k[None, :, None].to(tl.int64) * BLOCK_B + offs_j[None, None, :]
@@ -285,6 +285,31 @@ def stack_gates(g0, g1, g2, g3, GP: tl.constexpr, BLOCK_N: tl.constexpr,
 @triton.jit
 def load_units(ptr, offs, mask):
     return tl.load(ptr + offs, mask=mask, other=0.0)
+
+
+@triton.jit
+def split_last4(x):
+    """[..., 4] -> its four [...] slices."""
+    even, odd = tl.split(tl.reshape(x, x.shape[:-1] + [2, 2]))  # [..., i, j] is 2i + j
+    x0, x2 = tl.split(even)
+    x1, x3 = tl.split(odd)
+    return x0, x1, x2, x3
+
+
+@triton.jit
+def load_saved(act_ptr, y_ptr, act_offs, y_offs, mask, S: tl.constexpr, H,
+               ACC_DTYPE: tl.constexpr):
+    """The saved activations a0..a3 of a [BLOCK_N, BLOCK_B] tile (as fused.load_activations),
+    the four in one load: one round trip and one layout conversion instead of four."""
+    if S == 4:
+        offs_s = tl.arange(0, 4) * H
+        a = tl.load(act_ptr + act_offs[:, :, None] + offs_s[None, None, :],
+                    mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
+        a0, a1, a2, a3 = split_last4(a)
+    else:
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, act_offs, y_offs, mask, S, H,
+                                          ACC_DTYPE)
+    return a0, a1, a2, a3
 
 
 # -- forward ---------------------------------------------------------------------------
@@ -520,8 +545,8 @@ def backward_cell(
     (kept past each length) and GRU's direct share of dh_{t-1} (z * dh)."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (offs_n[:, None] < H) & mask_b[None, :]
-    a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
-                                      col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
+    a0, a1, a2, a3 = load_saved(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
+                                col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
     c_t = dc * 0.0
     c_prev = dc * 0.0
     h_prev = dc * 0.0
