@@ -120,6 +120,9 @@ class _RecurrentLayers(nn.RNNBase):
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, input, hx=None):
+        if runtime.recording_for_another_runtime() and not self._onnx_has_no_operator():
+            # torch.jit.trace / torch.onnx.export: record exactly what torch.nn's layer records.
+            return super().forward(input, hx)
         if isinstance(input, PackedSequence):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             if hx is not None:
@@ -159,20 +162,20 @@ class _RecurrentLayers(nn.RNNBase):
             state = self._squeeze_state(state)
         return out, state
 
+    def _onnx_has_no_operator(self):
+        """ONNX's LSTM operator has no projection (torch.nn's own export of an LSTM with
+        proj_size fails in onnxruntime), so an ONNX export records such a layer as the
+        reference loop of plain tensor ops, unrolled over the sequence."""
+        return self.proj_size > 0 and runtime.exporting_onnx()
+
     def _per_layer(self, input):
         """True: run layer by layer through functional.recurrent_layer (the kernels, or the
-        reference loop of plain tensor ops where they don't run). False: torch's own
-        implementation (_forward_native). ONNX has no operator for an LSTM with projections
-        (torch.nn's own export of one fails in onnxruntime), so an ONNX export records the
-        reference loop for it, unrolled over the sequence."""
-        if runtime.exporting_onnx():
-            return self.proj_size > 0
-        return runtime.kernels_run(input)
+        reference loop where they don't run). False: torch's own implementation."""
+        return runtime.kernels_run(input) or self._onnx_has_no_operator()
 
     def _forward_native(self, input, batch_sizes, hx, batch):
         """PyTorch's own implementation, same weights: the path off CUDA without the
-        interpreter, and what torch.jit.trace and torch.onnx.export record (see
-        runtime.recording_for_another_runtime)."""
+        interpreter."""
         if hx is None:
             hx = self._zero_state(batch, input)
         leading = (input,) if batch_sizes is None else (input, batch_sizes)
