@@ -123,8 +123,7 @@ def test_onnx_export_leaves_the_eager_model_on_the_kernels(case):
     assert calls
 
 
-@pytest.mark.parametrize("case", ["rnn_relu", "lstm_bidirectional_2_layers", "gru_batch_first",
-                                  "lstm_proj", "lstm_cell", "gru_cell"])
+@pytest.mark.parametrize("case", CASES)
 def test_torch_export_keeps_the_custom_op_and_runs(case):
     ref, tri = _pair(case)
     x = _example(ref)
