@@ -29,7 +29,9 @@ from tests.common import flat_state
 from tests.tolerances import assert_close
 
 pytestmark = [pytest.mark.filterwarnings("ignore:LSTM with projections is not supported"),
-              pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated")]
+              pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated"),
+              # torch.nn's own argument checks, recorded as constants by the trace
+              pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")]
 
 _CLASSES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
 
