@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import tritonrnn
+import tritonrnn.dynamo
 from torch._dynamo.testing import CompileCounterWithBackend
 from tests.common import flat_state
 from tests.tolerances import assert_close
@@ -115,6 +116,7 @@ def test_isinstance_branch_takes_the_torch_nn_path(name, kernel_launches):
 
 
 def test_compile_fullgraph_with_isinstance_branch_is_one_graph():
+    assert tritonrnn.dynamo.hook_installed()
     ref, _ = _pair("LSTM", bidirectional=True)
     model = tritonrnn.convert(_Recurrent(copy.deepcopy(ref)))
     counter = CompileCounterWithBackend("aot_eager")

@@ -11,12 +11,22 @@ the same path for them), but their forward is ordinary traceable code around the
 one of tritonrnn's layers, ``allow_rnn`` reads True. Nothing else changes: a torch.nn layer
 the user did not convert is refused exactly as before, and a user who set ``allow_rnn``
 keeps their setting. Should a torch version move the check elsewhere, ``install()`` returns
-False and does nothing; the user's one-line fallback is ``torch._dynamo.config.allow_rnn =
-True`` (which also lets Dynamo trace unconverted torch.nn layers).
+False and does nothing (``hook_installed()`` tells); the user's one-line fallback is
+``torch._dynamo.config.allow_rnn = True`` (which also lets Dynamo trace unconverted torch.nn
+layers).
 """
 import functools
 
 _INSTALLED = "_tritonrnn_allows_its_layers"
+
+
+def hook_installed():
+    """True when Dynamo's wrap_module carries the hook."""
+    try:
+        from torch._dynamo.variables.builder import VariableBuilder
+    except ImportError:
+        return False
+    return getattr(getattr(VariableBuilder, "wrap_module", None), _INSTALLED, False)
 
 
 def install(layer_classes):

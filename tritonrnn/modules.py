@@ -322,7 +322,7 @@ class GRU(_RecurrentLayers, nn.GRU):
 
 
 # torch.compile traces these although they are torch.nn.RNN/LSTM/GRU instances.
-DYNAMO_HOOK_INSTALLED = dynamo.install((RNN, LSTM, GRU))
+dynamo.install((RNN, LSTM, GRU))
 
 
 # -- cells ----------------------------------------------------------------------------------
