@@ -224,6 +224,19 @@ def test_subclasses_wrapping_super_forward_are_converted(kernel_launches):
         assert [type(m) for m in model.modules()] == classes
 
 
+def test_converted_subclass_compiles_fullgraph():
+    torch.manual_seed(0)
+    model = tritonrnn.convert(nn.Sequential(_SeqGRU(3, 4)))
+    counter = CompileCounterWithBackend("aot_eager")
+    x = torch.randn(3, 2, 3)
+    y, h = torch.compile(model, fullgraph=True, backend=counter)(x)
+    _grads(model, _weighted([y, h]))
+    assert counter.frame_count == 1
+    y_eager, h_eager = model(x)
+    assert_close("y", y, y_eager)
+    assert_close("h", h, h_eager)
+
+
 def test_converted_subclasses_pickle_and_deepcopy():
     torch.manual_seed(0)
     model = tritonrnn.convert(_Encoder())
