@@ -18,7 +18,7 @@ import json, os, sys, urllib.parse
 # Look at the installed metadata, not the tritonrnn.egg-info an editable build leaves here.
 sys.path = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(".")]
 from importlib.metadata import distribution
-import pytest  # noqa: F401  (the test extra)
+import pytest, onnx, onnxscript, onnxruntime  # noqa: F401,E401  (the test extra)
 dist = distribution("tritonrnn")
 url = json.loads(dist.read_text("direct_url.json") or "{}")
 editable_here = (url.get("dir_info", {}).get("editable")

@@ -138,17 +138,6 @@ def test_model_without_recurrent_layers_is_returned_unchanged_with_a_warning():
         assert torch.equal(v, state[k])
 
 
-def test_subclasses_of_torch_layers_are_left_alone_with_a_warning():
-    class MyLSTM(nn.LSTM):
-        def forward(self, x, hx=None):
-            return super().forward(x * 2, hx)
-
-    model = nn.Sequential(MyLSTM(2, 3))
-    with pytest.warns(UserWarning, match="subclasses torch.nn.LSTM"):
-        tritonrnn.convert(model)
-    assert type(model[0]) is MyLSTM
-
-
 def test_convert_rejects_non_modules():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         tritonrnn.convert(torch.zeros(3))

@@ -1,7 +1,7 @@
 """Functional entry point: one recurrent layer (all directions) on the Triton kernels."""
 from . import reference
 from . import autograd
-from .runtime import triton_enabled
+from .runtime import kernels_run
 
 
 def _check_same_device(x, weights, h0, c0):
@@ -32,10 +32,11 @@ def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
     x, h0, c0 and every weight.
 
     Runs the Triton kernels on CUDA tensors, and on CPU tensors under TRITON_INTERPRET=1;
-    anywhere else it falls back to the plain-PyTorch reference loop.
+    anywhere else, and while torch.jit.trace or torch.onnx.export records it, it runs the
+    plain-PyTorch reference loop.
     """
     _check_same_device(x, weights, h0, c0)
-    if not triton_enabled(x):
+    if not kernels_run(x):
         return reference.recurrent_layer(x, weights, mode, h0, c0, lengths)
     flat = [w for direction in weights for w in direction]
     return autograd.layer(mode, lengths, x, h0, c0, flat)

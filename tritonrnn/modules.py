@@ -10,10 +10,11 @@ or CPU tensors under ``TRITON_INTERPRET=1``) a forward pass runs one
 :func:`tritonrnn.functional.recurrent_layer` call per layer. Anywhere else it delegates to
 PyTorch's native implementation with the same weights.
 
-``RNN``, ``LSTM`` and ``GRU`` subclass :class:`torch.nn.RNNBase`, not ``torch.nn.RNN`` /
-``LSTM`` / ``GRU``: TorchDynamo refuses to trace instances of those three classes, and we want
-``torch.compile`` to see through ours. ``isinstance(m, torch.nn.LSTM)`` is therefore False;
-``isinstance(m, torch.nn.RNNBase)`` is True. The cells subclass torch's cells directly.
+``RNN``, ``LSTM`` and ``GRU`` subclass ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (so
+``isinstance(m, torch.nn.LSTM)`` holds and torch.nn's constructors, argument checks and
+``repr`` are inherited as they are); the cells subclass torch's cells. TorchDynamo refuses
+to trace instances of torch.nn.RNN/LSTM/GRU; tritonrnn/dynamo.py lifts that for these
+classes only, so ``torch.compile`` still sees through them.
 
 Dimension legend: T time, B batch, I input, H hidden, K = proj_size or H (width of h),
 D directions, L layers.
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import amp, packing, runtime
+from . import amp, dynamo, packing, runtime
 from .functional import recurrent_layer
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
@@ -42,6 +43,19 @@ _NATIVE = {
 _WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
+def _refuse_torchscript(module):
+    """torch.jit.script calls this on every module before compiling it. The forward passes here
+    launch Triton kernels through Python custom ops and read PackedSequence and autocast state
+    in Python, which TorchScript cannot compile; name what does work instead of TorchScript's
+    own type error."""
+    raise RuntimeError(
+        f"torch.jit.script cannot compile tritonrnn.{type(module).__name__}: its forward runs "
+        f"Triton kernels from Python. Use torch.jit.trace(model, example_inputs) instead (it "
+        f"records torch's own recurrent ops, so the result runs and saves like a traced "
+        f"torch.nn model), or torch.compile / torch.export; or script the model before "
+        f"tritonrnn.convert.")
+
+
 class _RecurrentLayers(nn.RNNBase):
     """Forward pass shared by RNN, LSTM and GRU.
 
@@ -49,6 +63,8 @@ class _RecurrentLayers(nn.RNNBase):
     apart from that the three follow one path. Argument checks mirror torch.nn's, in the same
     order, so the same bad input raises the same exception type on either path.
     """
+
+    __prepare_scriptable__ = _refuse_torchscript
 
     def flatten_parameters(self):
         """Do nothing. torch.nn packs the weights into one cuDNN buffer here; the Triton kernels
@@ -104,13 +120,16 @@ class _RecurrentLayers(nn.RNNBase):
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, input, hx=None):
+        if runtime.recording_for_another_runtime() and not self._onnx_has_no_operator():
+            # torch.jit.trace / torch.onnx.export: record exactly what torch.nn's layer records.
+            return super().forward(input, hx)
         if isinstance(input, PackedSequence):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             if hx is not None:
                 # hx is in the caller's batch order; the packed data is sorted by length.
                 hx = self.permute_hidden(hx, sorted_indices)
             self._check_packed(data, hx, batch_sizes)
-            if runtime.triton_enabled(data):
+            if self._per_layer(data):
                 out, state = self._forward_packed_triton(data, batch_sizes, hx, sorted_indices)
             else:
                 out, state = self._forward_native(data, batch_sizes, hx, int(batch_sizes[0]))
@@ -131,7 +150,7 @@ class _RecurrentLayers(nn.RNNBase):
                 hx = self._unsqueeze_state(hx)
         batch = input.size(batch_dim)
         self._check_args(input, hx, None)
-        if runtime.triton_enabled(input):
+        if self._per_layer(input):
             x = input.transpose(0, 1) if self.batch_first else input
             out, state = self._forward_triton(x, hx, None)
             if self.batch_first:
@@ -142,6 +161,17 @@ class _RecurrentLayers(nn.RNNBase):
             out = out.squeeze(batch_dim)
             state = self._squeeze_state(state)
         return out, state
+
+    def _onnx_has_no_operator(self):
+        """ONNX's LSTM operator has no projection (torch.nn's own export of an LSTM with
+        proj_size fails in onnxruntime), so an ONNX export records such a layer as the
+        reference loop of plain tensor ops, unrolled over the sequence."""
+        return self.proj_size > 0 and runtime.exporting_onnx()
+
+    def _per_layer(self, input):
+        """True: run layer by layer through functional.recurrent_layer (the kernels, or the
+        reference loop where they don't run). False: torch's own implementation."""
+        return runtime.kernels_run(input) or self._onnx_has_no_operator()
 
     def _forward_native(self, input, batch_sizes, hx, batch):
         """PyTorch's own implementation, same weights: the path off CUDA without the
@@ -229,29 +259,15 @@ class _RecurrentLayers(nn.RNNBase):
         return padded
 
 
-class RNN(_RecurrentLayers):
+class RNN(_RecurrentLayers, nn.RNN):
     """Elman RNN with tanh or ReLU; same arguments and behaviour as :class:`torch.nn.RNN`.
 
     ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
     batch_first=False, dropout=0.0, bidirectional=False, device=None, dtype=None)``
     """
 
-    def __init__(self, *args, **kwargs):
-        if "proj_size" in kwargs:
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        args = list(args)
-        # nonlinearity is the 4th positional argument of torch.nn.RNN but not of RNNBase.
-        nonlinearity = args.pop(3) if len(args) > 3 else kwargs.pop("nonlinearity", "tanh")
-        self.nonlinearity = nonlinearity
-        modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
-        if nonlinearity not in modes:
-            raise ValueError(
-                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
-            )
-        super().__init__(modes[nonlinearity], *args, **kwargs)
 
-
-class LSTM(_RecurrentLayers):
+class LSTM(_RecurrentLayers, nn.LSTM):
     """LSTM, optionally with projections; same arguments and behaviour as
     :class:`torch.nn.LSTM`.
 
@@ -259,29 +275,6 @@ class LSTM(_RecurrentLayers):
     bidirectional=False, proj_size=0, device=None, dtype=None)``. ``h`` has ``proj_size``
     features when ``proj_size > 0``; ``c`` always has ``hidden_size``.
     """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__("LSTM", *args, **kwargs)
-
-    def get_expected_cell_size(self, input, batch_sizes):
-        D = 2 if self.bidirectional else 1
-        if batch_sizes is not None:
-            batch = int(batch_sizes[0])
-        else:
-            batch = input.size(0) if self.batch_first else input.size(1)
-        return (self.num_layers * D, batch, self.hidden_size)
-
-    def check_forward_args(self, input, hidden, batch_sizes):
-        self.check_input(input, batch_sizes)
-        self.check_hidden_size(hidden[0], self.get_expected_hidden_size(input, batch_sizes),
-                               "Expected hidden[0] size {}, got {}")
-        self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
-                               "Expected hidden[1] size {}, got {}")
-
-    def permute_hidden(self, hx, permutation):
-        if permutation is None:
-            return hx
-        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
 
     def _zero_state(self, batch, like):
         D = 2 if self.bidirectional else 1
@@ -320,17 +313,16 @@ class LSTM(_RecurrentLayers):
             raise RuntimeError(str(err)) from None
 
 
-class GRU(_RecurrentLayers):
+class GRU(_RecurrentLayers, nn.GRU):
     """GRU; same arguments and behaviour as :class:`torch.nn.GRU`.
 
     ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
     bidirectional=False, device=None, dtype=None)``
     """
 
-    def __init__(self, *args, **kwargs):
-        if "proj_size" in kwargs:
-            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        super().__init__("GRU", *args, **kwargs)
+
+# torch.compile traces these although they are torch.nn.RNN/LSTM/GRU instances.
+dynamo.install((RNN, LSTM, GRU))
 
 
 # -- cells ----------------------------------------------------------------------------------
@@ -430,8 +422,10 @@ def _single_state_cell(cell, mode, input, hx):
 class RNNCell(nn.RNNCell):
     """Elman RNN cell; :class:`torch.nn.RNNCell` with a Triton forward."""
 
+    __prepare_scriptable__ = _refuse_torchscript
+
     def forward(self, input, hx=None):
-        if not runtime.triton_enabled(input):
+        if not runtime.kernels_run(input):
             return super().forward(input, hx)
         return _single_state_cell(self, self._mode, input, hx)
 
@@ -445,8 +439,10 @@ class RNNCell(nn.RNNCell):
 class LSTMCell(nn.LSTMCell):
     """LSTM cell; :class:`torch.nn.LSTMCell` with a Triton forward. Returns ``(h, c)``."""
 
+    __prepare_scriptable__ = _refuse_torchscript
+
     def forward(self, input, hx=None):
-        if not runtime.triton_enabled(input):
+        if not runtime.kernels_run(input):
             return super().forward(input, hx)
         states = None if hx is None else _lstm_cell_states(self, input, hx)
         input, states, batched = _prepare_cell(self, input, states, "hx[{}]")
@@ -457,7 +453,9 @@ class LSTMCell(nn.LSTMCell):
 class GRUCell(nn.GRUCell):
     """GRU cell; :class:`torch.nn.GRUCell` with a Triton forward."""
 
+    __prepare_scriptable__ = _refuse_torchscript
+
     def forward(self, input, hx=None):
-        if not runtime.triton_enabled(input):
+        if not runtime.kernels_run(input):
             return super().forward(input, hx)
         return _single_state_cell(self, "GRU", input, hx)

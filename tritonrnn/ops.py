@@ -36,10 +36,13 @@ def _contiguous(t):
 @torch.library.custom_op("tritonrnn::recurrence_forward", mutates_args=())
 def recurrence_forward(xp: Tensor, whh: Tensor, bhn: Optional[Tensor], whr: Optional[Tensor],
                        h0: Optional[Tensor], c0: Optional[Tensor], lengths: Optional[Tensor],
-                       cell: str, training: bool
+                       cell: str, training: bool, x2d: Optional[Tensor] = None,
+                       w_ih: Optional[Tensor] = None, b_in: Optional[Tensor] = None
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """kernels.forward as an operator. xp: [T, B, D, G, H]; whh: [D, G*H, K]; bhn: [D, H];
     whr: [D, K, H]; h0: [D, B, K]; c0: [D, B, H]; lengths: int32 [B] on xp's device.
+    x2d [T*B, I], w_ih [D*G*H, I], b_in [D*G*H]: the projection that made xp (xp = x2d w_ih^T
+    + b_in); not read here, only by double backward (tritonrnn/autograd.py).
     Returns y [T, B, D*K] (directions side by side, the layer's output layout), h_n
     [D, B, K], c_n [D, B, H] (LSTM), and the tensors backward reads when ``training``:
     act [D, T, B, S, H] and cs [D, T, B, H] (LSTM)."""
@@ -52,7 +55,8 @@ def recurrence_forward(xp: Tensor, whh: Tensor, bhn: Optional[Tensor], whr: Opti
 
 
 @recurrence_forward.register_fake
-def _recurrence_forward_fake(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
+def _recurrence_forward_fake(xp, whh, bhn, whr, h0, c0, lengths, cell, training, x2d=None,
+                             w_ih=None, b_in=None):
     code = CELL_CODES[cell]
     T, B, D, G, H = xp.shape
     K = whh.shape[2]

@@ -50,27 +50,36 @@ def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
         h0 = x.new_zeros(D, B, K)
     if mode == "LSTM" and c0 is None:
         c0 = x.new_zeros(D, B, H)
-    if lengths is None:
-        lengths = torch.full((B,), T, dtype=torch.int64)
-    lengths = lengths.to(x.device)
     outputs, h_n, c_n = [], [], []
     for d, (w_ih, w_hh, b_ih, b_hh, w_hr) in enumerate(weights):
         x_proj = x @ w_ih.t()
         if b_ih is not None:
             x_proj = x_proj + b_ih
-        h = h0[d]
         c = c0[d] if mode == "LSTM" else None
-        steps = range(T) if d == 0 else range(T - 1, -1, -1)
-        ys = [None] * T
-        for t in steps:
-            valid = (t < lengths).unsqueeze(1)  # [B, 1]
-            h_new, c_new = cell_step(mode, x_proj[t], h, c, w_hh, b_hh, w_hr)
-            ys[t] = torch.where(valid, h_new, torch.zeros_like(h_new))
-            h = torch.where(valid, h_new, h)
-            if c is not None:
-                c = torch.where(valid, c_new, c)
-        outputs.append(torch.stack(ys) if T > 0 else x.new_zeros(0, B, K))
+        y_d, h, c = direction(mode, x_proj, h0[d], c, w_hh, b_hh, w_hr, lengths, d == 1)
+        outputs.append(y_d)
         h_n.append(h)
         c_n.append(c)
     y = torch.cat(outputs, dim=2)
     return y, torch.stack(h_n), (torch.stack(c_n) if mode == "LSTM" else None)
+
+
+def direction(mode, x_proj, h, c, w_hh, b_hh, w_hr, lengths, reverse):
+    """One direction over the whole sequence. x_proj: [T, B, G*H] input projection including
+    b_ih; h: [B, K]; c: [B, H] or None; lengths: int [B] or None (all T); reverse: run from
+    each element's last valid step back to 0. Returns (y [T, B, K], h_n [B, K], c_n or None)."""
+    T, B, _ = x_proj.shape
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.int64)
+    lengths = lengths.to(x_proj.device)
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    ys = [None] * T
+    for t in steps:
+        valid = (t < lengths).unsqueeze(1)  # [B, 1]
+        h_new, c_new = cell_step(mode, x_proj[t], h, c, w_hh, b_hh, w_hr)
+        ys[t] = torch.where(valid, h_new, torch.zeros_like(h_new))
+        h = torch.where(valid, h_new, h)
+        if c is not None:
+            c = torch.where(valid, c_new, c)
+    y = torch.stack(ys) if T > 0 else x_proj.new_zeros(0, B, h.shape[1])
+    return y, h, c
