@@ -24,13 +24,18 @@ SLICE = 16        # hidden units per program (force_split)
 WAIT = "grid_barrier"  # the split kernels' wait between programs (looked up at call time)
 
 
-@pytest.fixture
-def program_per_slice(monkeypatch):
-    """Launch the split regime as on a GPU with enough SMs: one program per hidden slice."""
+def _programs_per_group(monkeypatch, programs=None):
+    """Launch the split regime as on a GPU: one program per hidden slice (programs=None, as
+    with enough SMs), or `programs` programs walking the slices (fewer SMs than slices)."""
     def layout(plan, code, H, K, dtype, device):
         n_slices = triton.cdiv(H, plan.block_h)
-        return plan, n_slices, n_slices
+        return plan, min(programs or n_slices, n_slices), n_slices
     monkeypatch.setattr(recurrence, "_split_layout", layout)
+
+
+@pytest.fixture
+def program_per_slice(monkeypatch):
+    _programs_per_group(monkeypatch)
 
 
 @triton.jit
@@ -92,6 +97,18 @@ def test_program_per_slice_matches_reference(program_per_slice, mode, H, P, B):
         outs, grads = run_layer(functional.recurrent_layer, prob, F64)
     groups = triton.cdiv(B, 16) * 2
     assert launches == [groups * triton.cdiv(H, SLICE)] * 2  # forward, backward: threaded
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)
+
+
+def test_programs_walking_several_slices_match_reference(monkeypatch):
+    """The multi-slice form (c kept in memory) with 2 programs sharing 3 slices, in threads."""
+    _programs_per_group(monkeypatch, programs=2)
+    prob = _problem("LSTM", 40, 0, 18)
+    with force_split(SLICE), programs_in_threads(timeout_s=120) as launches:
+        outs, grads = run_layer(functional.recurrent_layer, prob, F64)
+    assert launches == [4 * 2] * 2
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
     assert_all_close("", outs, ref_outs)
     assert_all_close("grad ", grads, ref_grads)
