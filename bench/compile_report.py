@@ -3,9 +3,12 @@ select, compiled ahead of time for sm_80/sm_90 with no GPU.
 
 For each compiled kernel it reports registers per thread, spill bytes (from ptxas), shared
 memory against the architecture's per-block limit, whether the recurrent matmuls run on
-tensor cores (HMMA/HGMMA in the SASS, read with the nvdisasm bundled with triton) and the
-compile time. Must run with TRITON_INTERPRET unset: kernels defined under the interpreter
-cannot be compiled.
+tensor cores (HMMA/HGMMA in the SASS, read with the nvdisasm bundled with triton), the
+compile time, and what one time step executes per program (record key "per_step", second
+table; bench/sass.py). Each kernel is compiled as the JIT would compile the launcher's call:
+job_call() asks kernels/compile_specs.kernel_call for the call and lets the JIT's own binder
+specialize it (bench/jit_specialization.py). Must run with TRITON_INTERPRET unset: kernels
+defined under the interpreter cannot be compiled.
 
     python -m bench.compile_report                       # shipped configs, readable table
     python -m bench.compile_report --full --json out.json  # every selectable config and form

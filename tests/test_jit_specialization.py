@@ -35,12 +35,17 @@ class _Capture:
         return launch
 
 
+SMS = {"H100": 132, "small": 4}  # a GPU with fewer SMs than any anchor plan has slices
+
+
 @pytest.fixture
-def launcher_calls(monkeypatch):
-    """Captures every kernel launch of kernels/recurrence, laid out as on a 132-SM GPU."""
+def launcher_calls(monkeypatch, request):
+    """Captures every kernel launch of kernels/recurrence, laid out as on a GPU with
+    SMS[request.param] SMs (132 unless parametrized)."""
+    sms = SMS[getattr(request, "param", "H100")]
     monkeypatch.setattr(recurrence, "INTERPRET", False)
     monkeypatch.setattr(config, "device_limits",
-                        lambda device: (132, config.SHARED_PER_BLOCK[9]))
+                        lambda device: (sms, config.SHARED_PER_BLOCK[9]))
     captures = {}
     for name in ("fused_forward_kernel", "fused_backward_kernel", "split_forward_kernel",
                  "split_backward_kernel"):
@@ -49,52 +54,57 @@ def launcher_calls(monkeypatch):
     return captures
 
 
-def _forward(cell, T, B, H, dtype):
-    """Launch the forward recurrence with every optional input (the report's heaviest form)."""
+def _forward(cell, T, B, H, K, dtype):
+    """Launch the forward recurrence with every optional input (the report's heaviest form);
+    K < H: LSTM with a projection to K."""
     G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
-    xp = torch.randn(T, B, 1, G, H, dtype=dtype)
-    whh = torch.randn(1, G * H, H, dtype=dtype)
-    bhn = torch.randn(1, H, dtype=dtype) if cell == "GRU" else None
-    h0 = torch.randn(1, B, H, dtype=dtype)
-    c0 = torch.randn(1, B, H, dtype=dtype) if cell == "LSTM" else None
-    lengths = torch.full((B,), T, dtype=torch.int32)
+    t = lambda *shape: torch.randn(*shape, dtype=dtype)  # noqa: E731
     with pytest.raises(_Launched):
-        recurrence.forward(xp, whh, bhn, None, h0, c0, lengths, cell, training=True)
+        recurrence.forward(t(T, B, 1, G, H), t(1, G * H, K), t(1, H) if cell == "GRU" else None,
+                           t(1, K, H) if K < H else None, t(1, B, K),
+                           t(1, B, H) if cell == "LSTM" else None,
+                           torch.full((B,), T, dtype=torch.int32), cell, training=True)
 
 
-def _backward(cell, T, B, H, dtype):
-    code = CELL_CODES[cell]
+def _backward(cell, T, B, H, K, dtype):
     G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
     S = {"LSTM": 4, "GRU": 4, "RNN_TANH": 1}[cell]
     t = lambda *shape: torch.randn(*shape, dtype=dtype)  # noqa: E731
-    lstm = code == CELL_CODES["LSTM"]
+    lstm = cell == "LSTM"
     with pytest.raises(_Launched):
-        recurrence.backward(t(T, B, 1, H), t(1, B, H), t(1, B, H) if lstm else None,
-                            t(1, T, B, S, H), t(1, T, B, H) if lstm else None, t(T, B, 1, H),
-                            t(1, B, H), t(1, B, H) if lstm else None,
-                            torch.full((B,), T, dtype=torch.int32), t(1, G * H, H), None, cell)
+        recurrence.backward(t(T, B, 1, K), t(1, B, K), t(1, B, H) if lstm else None,
+                            t(1, T, B, S, H), t(1, T, B, H) if lstm else None, t(T, B, 1, K),
+                            t(1, B, K), t(1, B, H) if lstm else None,
+                            torch.full((B,), T, dtype=torch.int32), t(1, G * H, K),
+                            t(1, K, H) if K < H else None, cell)
 
 
-# (kernel form, cell, hidden): split forms at the anchor's size (768, both divisible by 16)
-# and at 100 (not: no divisibility attribute for H and K), fused forms where the plan fuses.
-CASES = [("split_forward", "LSTM", 768), ("split_backward", "LSTM", 768),
-         ("split_forward", "GRU", 100), ("fused_forward", "LSTM", 64),
-         ("fused_backward", "GRU", 32)]
+# (kernel form, cell, hidden, projection, dtype): split forms at the anchor's size (768,
+# divisible by 16) and at 100 (not: no divisibility attribute for H and K), a projection
+# (K = 64 < H), bf16, fused forms where the plan fuses.
+CASES = [("split_forward", "LSTM", 768, 0, "fp16"), ("split_backward", "LSTM", 768, 0, "fp16"),
+         ("split_forward", "GRU", 100, 0, "fp16"), ("split_backward", "LSTM_PROJ", 256, 64, "bf16"),
+         ("fused_forward", "LSTM", 64, 0, "bf16"), ("fused_backward", "GRU", 32, 0, "fp16")]
 
 
-@pytest.mark.parametrize("form,cell,hidden", CASES, ids=[f"{c[0]}-{c[1]}-H{c[2]}" for c in CASES])
-def test_report_compiles_the_launchers_call(launcher_calls, form, cell, hidden):
-    dtype, B, T = torch.float16, 16, 5
-    plan = config.plan(CELL_CODES[cell], hidden, hidden, dtype, B, torch.device("cpu"))
+def _check_same_call(launcher_calls, form, cell, hidden, proj, dname, sms=132):
+    dtype, B, T = config.torch_dtype(dname), 16, 5
+    base = "LSTM" if cell == "LSTM_PROJ" else cell
+    width = proj or hidden
+    plan = config.plan(CELL_CODES[base], hidden, width, dtype, B, torch.device("cpu"))
     assert plan.split == form.startswith("split"), "the test's shape must run in this regime"
-    (_forward if form.endswith("forward") else _backward)(cell, T, B, hidden, dtype)
-    capture = launcher_calls[form + "_kernel"]
+    if form.endswith("_multi"):
+        assert -(-hidden // plan.block_h) > sms, "the test's shape must walk several slices"
+        plan = config.multi_slice_plan(CELL_CODES[base], hidden, width, dtype)
+        assert -(-hidden // plan.block_h) > sms
+    (_forward if "forward" in form else _backward)(base, T, B, hidden, width, dtype)
+    capture = launcher_calls[form.removesuffix("_multi") + "_kernel"]
     assert len(capture.calls) == 1
     _, args, kwargs = capture.calls[0]
     params, options = bind_launch(capture.kernel, args, kwargs)
     launched = specialize(capture.kernel, params, options, ARCH)
 
-    job = dict(kernel=form, cell=cell, dtype="fp16", hidden_size=hidden, proj_size=0,
+    job = dict(kernel=form, cell=cell, dtype=dname, hidden_size=hidden, proj_size=proj,
                config=plan.as_dict())
     call, *reported = job_call(job, ARCH)
     signature, constexprs, attrs, compile_options = reported
@@ -108,3 +118,17 @@ def test_report_compiles_the_launchers_call(launcher_calls, form, cell, hidden):
     divisible = by_name(call.fn, constexprs, attrs)[1]
     assert "whh_ptr" in divisible and "T" not in divisible and "B" not in divisible
     assert ("H" in divisible) == (hidden % 16 == 0)
+
+
+@pytest.mark.parametrize("form,cell,hidden,proj,dname", CASES,
+                         ids=[f"{c[0]}-{c[1]}-H{c[2]}-{c[4]}" for c in CASES])
+def test_report_compiles_the_launchers_call(launcher_calls, form, cell, hidden, proj, dname):
+    _check_same_call(launcher_calls, form, cell, hidden, proj, dname)
+
+
+@pytest.mark.parametrize("launcher_calls", ["small"], indirect=True)
+@pytest.mark.parametrize("form", ["split_forward_multi", "split_backward_multi"])
+def test_report_compiles_the_launchers_multi_slice_call(launcher_calls, form):
+    """On a GPU with fewer SMs than slices the launcher runs the multi-slice form with
+    config.multi_slice_plan; the report's multi-slice records are that call."""
+    _check_same_call(launcher_calls, form, "LSTM", 768, 0, "fp16", sms=SMS["small"])

@@ -100,6 +100,17 @@ def test_program_per_slice_matches_reference(mode, H, P, B):
     assert_all_close("grad ", grads, ref_grads)
 
 
+def test_programs_walking_several_slices_match_reference(monkeypatch):
+    """The multi-slice form (c kept in memory) with 2 programs sharing 3 slices, in threads."""
+    prob = _problem("LSTM", 40, 0, 18)
+    with force_split(SLICE, programs=2), programs_in_threads(timeout_s=120) as launches:
+        outs, grads = run_layer(functional.recurrent_layer, prob, F64)
+    assert launches == [4 * 2] * 2
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)
+
+
 def test_missing_wait_gives_wrong_results(monkeypatch):
     """With the wait between programs removed and each program starting later than the one
     before, programs read h before the others have written it: the outputs must be wrong
