@@ -5,6 +5,7 @@ interpreter's masked load/store; every unmasked access goes through those too. N
 modelled: this is what a kernel asks of memory, the quantity to hold against the lower bound.
 """
 import contextlib
+import threading
 from dataclasses import dataclass
 
 
@@ -25,14 +26,17 @@ def count_traffic():
 
     load, store = builder.create_masked_load, builder.create_masked_store
     traffic = Traffic()
+    lock = threading.Lock()  # programs may run in threads (tests/threaded_interpreter.py)
 
     def counted_load(self, ptrs, mask, other, *args):
         ret = load(self, ptrs, mask, other, *args)
-        traffic.loaded += int(mask.data.sum()) * ret.data.dtype.itemsize
+        with lock:
+            traffic.loaded += int(mask.data.sum()) * ret.data.dtype.itemsize
         return ret
 
     def counted_store(self, ptrs, value, mask, *args):
-        traffic.stored += int(mask.data.sum()) * value.data.dtype.itemsize
+        with lock:
+            traffic.stored += int(mask.data.sum()) * value.data.dtype.itemsize
         return store(self, ptrs, value, mask, *args)
 
     builder.create_masked_load, builder.create_masked_store = counted_load, counted_store

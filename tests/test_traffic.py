@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from bench.traffic import per_step
+from bench.traffic import measure, per_step
+from tests.threaded_interpreter import programs_in_threads
 from tritonrnn.kernels import config
 from tritonrnn.kernels.cells import CELL_CODES, GATES
 
@@ -24,17 +25,27 @@ def test_fused_forward_traffic(cell, H, P, training):
     assert per / bound <= RATIO_CEILING, (per, bound)
 
 
-# Shapes whose default fp16 plan is the split regime. Its forward is one launch too; per step
-# it must move the lower bound, W_hh once (each slice streams its own rows from L2 on a GPU),
-# and each slice's read of all of h_{t-1} (fp32, B x H); the ceiling allows 1.2x that, which
-# covers the state the interpreter's multi-slice form keeps in memory (c, the h ring's store).
-@pytest.mark.parametrize("cell,H", [("LSTM", 128), ("GRU", 128)], ids=["lstm128", "gru128"])
-def test_split_forward_traffic(cell, H):
+# The split regime as it runs on a GPU: one program per 16-unit slice, each in its own thread
+# (tests/threaded_interpreter.py) so that their waits for each other really wait. Each keeps
+# its rows of W_hh on chip, so per step a program may load only all of h_{t-1} in the storage
+# dtype, its units' input projection and the group's step flags: at most 1.1x (h + input
+# projection + 1 KiB), the bound of the "resident weights" issue. The difference of a 2- and
+# a 4-step run is per-step traffic only (the one load of W per launch drops out).
+@pytest.mark.parametrize("cell,H", [("LSTM", 128), ("GRU", 128), ("RNN_TANH", 192),
+                                    ("LSTM", 768)],
+                         ids=["lstm128", "gru128", "rnn192", "lstm768-anchor"])
+def test_split_forward_loads_no_weights_per_step(cell, H):
+    B, elt = 16, 2
     code = CELL_CODES[cell]
-    plan = config.plan(code, H, H, torch.float16)
-    assert plan.split, "not split"
-    launches, per, bound = per_step(cell, H, B=16)
-    assert launches == (1, 1), "one launch per layer-direction, whatever T"
-    weights = GATES[code] * H * H * 2
-    h_reads = -(-H // plan.block_h) * 16 * H * 4
-    assert bound + weights <= per <= RATIO_CEILING * (bound + weights + h_reads), (per, bound)
+    slice_units = 64 // config.padded_gates(code)
+    loaded = {}
+    for T in (2, 4):
+        with config.force_split(slice_units, reduction_chunk=256, programs=1 << 10), \
+                programs_in_threads(timeout_s=600) as threaded:
+            launches, moved = measure(cell, H, B, T)
+        assert launches == 1 and threaded == [-(-H // slice_units)]
+        loaded[T] = moved.loaded
+    programs = -(-H // slice_units)
+    per_program = (loaded[4] - loaded[2]) / 2 / programs
+    h_and_xp = B * H * elt + GATES[code] * B * slice_units * elt
+    assert h_and_xp <= per_program <= 1.1 * (h_and_xp + 1024), (per_program, h_and_xp)
