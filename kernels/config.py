@@ -241,7 +241,7 @@ SHARED_PER_BLOCK = {9: 232448, 8: 166912}
 NOMINAL_SMS = 132  # an H100/H200, for the layout the compile report assumes
 # Shared memory a split program needs besides its resident chunks (gate split, staging of
 # the dot results, the flags poll): a margin the compile report checks.
-SHARED_RESERVE = 16 * 1024
+SHARED_RESERVE = 32 * 1024
 # Polls of the group's flags before a waiting program gives up (a few seconds on a GPU).
 SPIN_LIMIT = 1 << 22
 

@@ -42,6 +42,10 @@ from .cells import cell_backward, cell_forward
 from .fused import load_activations, store_activations
 
 REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
+# Width of the chunks of W streamed each step (the columns past a program's resident chunks,
+# and every column of further slices): narrower than the resident chunks so that a streamed
+# tile and its h chunk hold fewer registers (a 256-wide fp16 tile spilled at H = 2048).
+STREAM_KC = tl.constexpr(64)
 FLAGS_AT = tl.constexpr(4)        # first flag word in sync_ptr
 STATUS_GAVE_UP = tl.constexpr(1)
 
@@ -192,9 +196,10 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
         acc = dot_acc(w2, s2, acc, DOT_DTYPE, PRECISION)
     if RES > 3:
         acc = dot_acc(w3, s3, acc, DOT_DTYPE, PRECISION)
-    if STREAM:
-        for k0 in range(RES * BLOCK_KC, L, BLOCK_KC):
-            kk = k0 + offs
+    if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
+        offs_s = tl.arange(0, STREAM_KC)
+        for k0 in range(RES * BLOCK_KC, L, STREAM_KC):
+            kk = k0 + offs_s
             w = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L)
             acc = dot_acc(w, load_columns(src, state_col, mask_b, kk, L), acc, DOT_DTYPE,
                           PRECISION)
@@ -230,11 +235,11 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
     if RES > 3:
         store_partial(part_ptr, w3, stack, 3 * BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
                       ACC_DTYPE, PRECISION)
-    if STREAM:
-        offs = tl.arange(0, BLOCK_KC)
-        for k0 in range(RES * BLOCK_KC, K, BLOCK_KC):
+    if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
+        offs = tl.arange(0, STREAM_KC)
+        for k0 in range(RES * BLOCK_KC, K, STREAM_KC):
             w = load_w_chunk(w_ptr, rows, rows_ok, K, 1, k0 + offs, K)
-            store_partial(part_ptr, w, stack, k0, K, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+            store_partial(part_ptr, w, stack, k0, K, BLOCK_B, STREAM_KC, DOT_DTYPE, ACC_DTYPE,
                           PRECISION)
 
 
