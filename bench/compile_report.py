@@ -212,7 +212,8 @@ def ldg_bound_bytes(job, arch):
     """What a forward step of one program must load at least, in bytes (the "Resident
     weights" issue's bound): h_{t-1} of its batch tile in the storage dtype (split regime:
     the others' units arrive through memory; fused: h stays on chip), the input projection
-    of its hidden units, plus 1 KiB. None for backward forms (no bound defined)."""
+    of its hidden units, plus 1 KiB; with a projection (split) also the cell output of every
+    hidden unit, which the projection h = W_hr hh reads. None for backward forms."""
     if "forward" not in job["kernel"]:
         return None
     c = job["config"]
@@ -223,7 +224,8 @@ def ldg_bound_bytes(job, arch):
         return gates * c["block_b"] * c["block_h"] * size + 1024
     progs = programs_per_group(job, arch)
     slices = -(-(-(-job["hidden_size"] // c["block_h"])) // progs)  # per program
-    return (c["block_b"] * width * size
+    exchanged = width + (job["hidden_size"] if job["proj_size"] else 0)
+    return (c["block_b"] * exchanged * size
             + slices * gates * c["block_b"] * c["block_h"] * size + 1024)
 
 
