@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 REGIMES = ("fused", "split", "split_multi")
 KINDS = ("lstm", "lstm_proj", "gru", "rnn_tanh", "rnn_relu")  # tests/common.py's names
 DTYPES = ("fp16", "bf16", "fp32")
@@ -232,7 +231,7 @@ def _drive(indices, deadline_s, device, rows, env):
     while pending:
         cmd = [sys.executable, "-m", "bench.parity_smoke", "--worker",
                ",".join(map(str, pending)), "--deadline", str(deadline_s), "--device", device]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)  # our cwd
         current, progressed = None, False
         for line in proc.stdout:
             try:
