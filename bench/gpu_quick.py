@@ -52,7 +52,7 @@ SWEEP_ARGS = ["--cells", "LSTM,GRU", "--dtypes", "fp16,bf16",
               "--hidden", "128,256,512,768,1024", "--batch", "1,16,64", "--seq", "512",
               "--modes", "forward", "--providers", "tritonrnn,torch"]
 SWEEP_TIMING = dict(warmup=2, budget_ms=60, min_reps=5, max_reps=20)
-PARITY_WORKERS, PARITY_DEADLINE_S = 8, 60
+PARITY_WORKERS, PARITY_DEADLINE_S = 8, 30
 
 
 def _timing_args(t):

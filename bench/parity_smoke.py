@@ -244,7 +244,11 @@ def _drive(indices, deadline_s, device, rows, env):
                 rows.put(msg["row"])
                 pending.remove(msg["index"])
                 current, progressed = None, True
-        rc = proc.wait()
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # a process stuck on a hung GPU context
+            proc.kill()
+            rc = proc.wait()
         if current is not None:  # died inside a case without a row
             case = all_cases()[current]
             rows.put(dict(regime=case.regime, kind=case.kind, dtype=case.dtype, status="died",
