@@ -5,14 +5,14 @@ Prints the imports and versions, each step's command and time limit, the plans t
 launchers would choose on a GPU with SMS streaming multiprocessors (132: H200), the file
 budget, and an estimate of the run time. How the estimate is made:
 - compile: the number of distinct kernels each step compiles (from the plans above) times
-  the seconds one kernel takes to compile, measured here by compiling two of them ahead of
-  time for sm_90 with the installed Triton (a cold cache); the parity smoke divides its
-  compiles among its worker processes;
+  COMPILE_S, the seconds one kernel takes (from ahead-of-time compiles for sm_90 on an idle CI
+  machine; the dry run compiles two again and prints this machine's figure beside it); the
+  parity smoke divides its compiles among its worker processes;
 - GPU time: timed calls per measurement (agreement check, warm-up, the timer's estimate, then
   as many samples as its budget allows within its bounds) times a per-call time from the
   stated per-step constants below (sources given);
-- process start: the import time of torch + triton + tritonrnn measured here, plus a stated
-  allowance for CUDA initialisation;
+- process start: IMPORT_S for importing torch + triton + tritonrnn (measured on an idle CI
+  machine; printed again for this one) plus an allowance for CUDA initialisation;
 - install: measured here by the dry run's own offline install.
 Each constant is an assumption until a GPU run replaces it; the hard bound is the sum of the
 steps' time limits, which the runner enforces.
@@ -34,6 +34,11 @@ import time
 TRITONRNN_STEP_S = {"forward": 41e-3 / 1024, "forward+backward": 3 * 41e-3 / 1024}
 CUDNN_STEP_S = {"forward": 2.01e-3 / 1024, "forward+backward": 5.19e-3 / 1024}
 CUDA_INIT_S = 5.0        # first CUDA context, cuBLAS/cuDNN handles (allowance)
+IMPORT_S = 5.0           # import torch, triton, tritonrnn: 3-5 s measured on an idle 2-core
+                         # CI machine (the dry run prints this machine's figure beside it)
+COMPILE_S = 3.0          # one kernel on the GPU host: 1.3-2.0 s measured ahead of time for
+                         # sm_90 on an idle 2-core CI machine (triton 3.6 and 3.9; printed by
+                         # the dry run), plus 1 s for the JIT's launcher and cache (allowance)
 PER_CASE_HOST_S = 0.5    # building models and inputs, the float64 reference (allowance)
 GPU_CPUS = 16            # CPU cores of the GPU machine (the parity smoke's workers fit)
 SMS = 132
@@ -170,12 +175,16 @@ def main(argv=None):
     sweep_gpu, sweep_kernels, sweep_cases = _bench_estimate(
         gpu_quick.SWEEP_ARGS, gpu_quick.SWEEP_TIMING, args.sms, True)
 
-    print("\nmeasuring here: import time and the compile time of one kernel (sm_90, cold cache)")
-    start_s = _measure_imports(args.python) + CUDA_INIT_S
-    compile_s, each = _compile_seconds()
-    print(f"  process start {start_s:.1f} s (imports measured here + {CUDA_INIT_S:.0f} s CUDA "
-          f"init allowance); compile {compile_s:.1f} s per kernel "
-          f"({', '.join(f'{t:.1f}' for t in each)} s measured)")
+    print("\nthis machine, for comparison: import time and the compile time of one kernel "
+          "(sm_90, cold cache)")
+    imports_here = _measure_imports(args.python)
+    compile_here, each = _compile_seconds()
+    print(f"  imports {imports_here:.1f} s here (the estimate takes {IMPORT_S:.0f} s + "
+          f"{CUDA_INIT_S:.0f} s CUDA init); compile {compile_here:.1f} s per kernel here "
+          f"({', '.join(f'{t:.1f}' for t in each)} s; the estimate takes {COMPILE_S:.0f} s). "
+          "This machine's figures are shown, not used: they swing with its load, and the GPU "
+          "host is another machine.")
+    start_s, compile_s = IMPORT_S + CUDA_INIT_S, COMPILE_S
 
     workers = min(gpu_quick.PARITY_WORKERS, GPU_CPUS)
     per_worker = math.ceil(len(rows) / workers)
@@ -199,6 +208,9 @@ def main(argv=None):
         ("plot", plot_s, "matplotlib import and one figure (allowance)"),
     ]
     total = sum(s for _, s, _ in estimate)
+    limits_by = {st.name: st.limit_s for st in gpu_quick.steps()}
+    margin = {name: (limits_by[name] - (est - gpu)) / gpu
+              for name, est, gpu in (("anchor", anchor_s, anchor_gpu), ("sweep", sweep_s, sweep_gpu))}
     print("\nestimate for an H200 run (GPU per-step constants: tritonrnn "
           f"{TRITONRNN_STEP_S['forward'] * 1e6:.0f} us/step forward (latency model, upper end), "
           f"cuDNN {CUDNN_STEP_S['forward'] * 1e6:.1f} us/step (published H100 anchor)):")
@@ -206,6 +218,12 @@ def main(argv=None):
         print(f"  {name:9} {seconds:6.0f} s   {how}")
     print(f"  total     {total:6.0f} s estimated; at most {limits} s (sum of the step limits) "
           f"+ the summary; budget {gpu_quick.BUDGET_S} s")
+    parity_margin = (limits_by["parity"] - start_s - per_worker * PER_CASE_HOST_S) / \
+        (per_worker * 2 * compile_s)
+    print("  margin: the GPU time would have to be " +
+          ", ".join(f"{m:.0f}x the estimate in the {n} step" for n, m in margin.items()) +
+          f", the compile time {parity_margin:.1f}x in the parity step, before that step "
+          "reaches its limit (then it is cut, keeping the rows it has)")
 
     print(f"\nfile budget: at most {gpu_quick.MAX_FILES} files of "
           f"{gpu_quick.MAX_FILE_BYTES // 2**20} MiB, all directly in OUT (depth 1):")
