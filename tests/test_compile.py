@@ -6,7 +6,9 @@ A fast subset of `python -m bench.compile_report`: heaviest cells, one 16-bit dt
 TF32, a fused-size and a split-size hidden, every kernel form (the multi-slice forms with the
 plan the launcher uses for them). The full run over every selectable configuration
 (README, "Compile report") takes about an hour on two cores and is what
-kernels/pruned_configs.json was generated from. Runs in a subprocess because kernels defined
+kernels/pruned_configs.json was generated from. CI runs this under the newest and the oldest
+supported Triton (.ci/floor), each with its own version's pruning (kernels/pruning.py). Runs
+in a subprocess because kernels defined
 under TRITON_INTERPRET=1 (as in this test session) cannot be compiled.
 """
 import json
