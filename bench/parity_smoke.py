@@ -39,7 +39,7 @@ KINDS = ("lstm", "lstm_proj", "gru", "rnn_tanh", "rnn_relu")  # tests/common.py'
 DTYPES = ("fp16", "bf16", "fp32")
 # Hidden sizes tried in order: the first with an unpruned plan of the regime is used (odd
 # sizes, so every tile has masked lanes).
-HIDDEN = {"fused": (29, 13, 5), "split": (100,), "split_multi": (200,)}
+HIDDEN = {"fused": (29, 13, 5, 48), "split": (100,), "split_multi": (200,)}
 FAKE_SMS = 2        # split_multi: slices of its multi-slice plan outnumber these
 H200_SMS = 132      # what --dry-run lays the plans out for by default
 T, B, I, D = 7, 5, 11, 2
