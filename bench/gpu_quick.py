@@ -184,8 +184,11 @@ class Run:
 def _imports_here(run, cwd):
     probe = ("import tritonrnn, tritonrnn.kernels, os; "
              "print(os.path.dirname(os.path.dirname(os.path.realpath(tritonrnn.kernels.__file__))))")
-    proc = subprocess.run([run.python, "-c", probe], cwd=cwd, env=run.env, capture_output=True,
-                          text=True, timeout=120)
+    try:
+        proc = subprocess.run([run.python, "-c", probe], cwd=cwd, env=run.env,
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
     return proc.returncode == 0 and Path(proc.stdout.strip()) == ROOT
 
 
@@ -229,7 +232,7 @@ def install(run):
             probe = subprocess.run(
                 [run.python, "-c", "import tritonrnn.kernels, tritonrnn; print(tritonrnn.__file__)"],
                 cwd=target, env=dict(run.env, PYTHONPATH=target), capture_output=True,
-                text=True, timeout=120)
+                text=True, timeout=60)
             shutil.rmtree(target, ignore_errors=True)
             if probe.returncode != 0:
                 return "exit 1", seconds, "pip installed, but import failed: " + \
@@ -371,8 +374,11 @@ def gpu_run(run):
 def _has_calibration(run):
     if not (ROOT / "bench" / "model.py").exists():
         return False
-    proc = subprocess.run([run.python, "-m", "bench.model", "--help"], cwd=run.cwd, env=run.env,
-                          capture_output=True, text=True, timeout=60)
+    try:
+        proc = subprocess.run([run.python, "-m", "bench.model", "--help"], cwd=run.cwd,
+                              env=run.env, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False
     return proc.returncode == 0 and "--calibrate" in proc.stdout
 
 
