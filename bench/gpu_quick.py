@@ -261,6 +261,9 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn",
       torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None)
 print("triton", triton.__version__, "| tritonrnn commit", git_commit())
 print("capabilities", json.dumps(capabilities.summary()))
+import os, shutil  # Triton's JIT builds its launcher with a C compiler on first launch
+print("c compiler", os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+      or shutil.which("clang") or "NONE FOUND")
 if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
     print("gpu", torch.cuda.get_device_name(0), "| SMs", p.multi_processor_count,
