@@ -94,6 +94,8 @@ def parse_args(argv=None):
     out.add_argument("--out", type=Path, default=None,
                      help="folder for the CSV (default bench/results/; gpu.csv or "
                           "cpu-interpreter.csv)")
+    out.add_argument("--csv", type=Path, default=None,
+                     help="write the GPU run's CSV to this file instead of OUT/gpu.csv")
     out.add_argument("--plots-dir", type=Path, default=None,
                      help="folder for the PNGs (default plots/ on GPU, "
                           "plots/cpu-interpreter/ on CPU)")
@@ -160,7 +162,7 @@ def run_gpu(args, timer=None, device="cuda", device_name=None):
     if timer is None:
         timer = CudaEventTimer(args.warmup, args.budget_ms, args.min_reps, args.max_reps)
     ctx = records.context(records.GPU, device_name)
-    path = (args.out or RESULTS) / "gpu.csv"
+    path = args.csv or (args.out or RESULTS) / "gpu.csv"
     writer = records.CsvWriter(path)
     print(f"GPU benchmark on {ctx['device']}: {len(cases)} cases x {len(args.providers)} "
           f"providers -> {path}")

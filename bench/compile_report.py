@@ -180,7 +180,7 @@ def compile_job(job, arch):
     _, divisible = by_name(call.fn, constexprs, attrs)
     record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
                   signature=signature, divisible_args=divisible,
-                  programs_per_group=programs_per_group(job, arch))
+                  programs_per_group=programs_per_group(job, arch), triton=triton.__version__)
     start = time.time()
     log = io.StringIO()
     try:
@@ -337,6 +337,26 @@ def write_pruned(records, command):
     print(f"wrote {len(entries)} pruned configurations to {pruning.PRUNED_FILE}", file=sys.stderr)
 
 
+def _prune_version_from(paths):
+    """--prune-version-from: the installed Triton's failures, recorded for its version only."""
+    import triton
+    from tritonrnn.kernels import pruning
+    records = []
+    for path in paths:
+        with open(path) as f:
+            records += json.load(f)
+    others = {r.get("triton") for r in records} - {triton.__version__}
+    if others:
+        raise SystemExit(f"records from triton {sorted(map(str, others))}, not the installed "
+                         f"{triton.__version__}: run the report and this under one Triton")
+    added = pruning.add_version_entries(
+        pruning.entries_from_report(records), "python -m bench.compile_report "
+        "--prune-version-from " + " ".join(os.path.basename(p) for p in paths))
+    print(f"triton {pruning.triton_version_key()}: {added} configurations added to "
+          f"{pruning.PRUNED_BY_TRITON_FILE}", file=sys.stderr)
+    return 0
+
+
 def format_table(records):
     head = (f"{'arch':6} {'kernel':22} {'cell':9} {'dtype':5} {'H':>5} {'config':28} {'regs':>4} "
             f"{'spill':>5} {'shared':>7} {'limit':>7} {'TC':>3} {'s':>5}  status")
@@ -411,6 +431,10 @@ def main(argv=None):
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
                              "failures in these report files (e.g. a --scope space run for "
                              "sm_90, then a --scope selectable run for sm_80)")
+    parser.add_argument("--prune-version-from", nargs="+", default=None, metavar="JSON",
+                        help="compile nothing: add the failures in these report files, run "
+                             "under the installed Triton, to its entries in "
+                             "kernels/pruned_by_triton.json (the shipped list is untouched)")
     parser.add_argument("--reuse", nargs="+", default=(), metavar="JSON",
                         help="records of earlier runs (same kernels) to reuse, not recompile")
     parser.add_argument("--workers", type=int, default=None)
@@ -423,6 +447,8 @@ def main(argv=None):
         write_pruned(records, "python -m bench.compile_report --prune-from " +
                      " ".join(os.path.basename(p) for p in args.prune_from))
         return 0
+    if args.prune_version_from:
+        return _prune_version_from(args.prune_version_from)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: kernels defined under the interpreter cannot be compiled")
     if args.full and args.quick:

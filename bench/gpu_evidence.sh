@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# All GPU evidence in one call, on a CUDA machine with no network:
-#   bash bench/gpu_evidence.sh OUT_DIR            (FULL=1 for the full benchmark sweep)
+# GPU evidence on a CUDA machine with no network.
+#   bash bench/gpu_evidence.sh --quick OUT_DIR            the check that fits one short visit:
+#       at most 8 minutes and 8 files, most important first (bench/gpu_quick.py; python3 or
+#       $PYTHON). Add --dry-run to rehearse it on any machine without a GPU or a package index.
+#   bash bench/gpu_evidence.sh OUT_DIR                    everything below (an hour or more;
+#       FULL=1 for the full benchmark sweep)
 # Writes into OUT_DIR: env.txt (GPU, driver, versions, commit), gpu_tests.log/.xml (the gpu
 # test tier: parity in fp32/tf32/fp16/bf16 and every shipped launch configuration launched),
 # compile_report.json (sm_90 and sm_80), tuning_table.json + tune.log (the tuner's winners on
@@ -8,6 +12,10 @@
 # failing step does not stop the others; the exit status is that of the first failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--quick" ]; then
+    shift
+    exec "${PYTHON:-python3}" -m bench.gpu_quick "$@"
+fi
 OUT=${1:?usage: bash bench/gpu_evidence.sh OUT_DIR}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

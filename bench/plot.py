@@ -363,6 +363,107 @@ def plot_cpu(rows, out):
         plot_compile(plt, rows, out)
 
 
+def _sweep_series(rows):
+    """{(cell, dtype, mode): {batch: [(hidden, (speedup, lo, hi))]}}: tritonrnn over torch.nn
+    for every timed shape of a run (any suite), one series per batch size."""
+    times = _times(rows)
+    series = defaultdict(lambda: defaultdict(list))
+    for (suite, key, dtype, mode, provider), t in times.items():
+        base = times.get((suite, key, dtype, mode, "torch"))
+        if provider == "tritonrnn" and base:
+            series[(key[0], dtype, mode)][key[1]].append((key[2], speedup(base, t)))
+    return {k: {b: sorted(pts) for b, pts in v.items()} for k, v in sorted(series.items())}
+
+
+def _svg_speedup(series, title, path):
+    """The speedup figure as SVG with the standard library only (an image without matplotlib):
+    a panel per (cell, dtype, mode), log axes, a polyline per batch size, 20th-80th bars."""
+    panels = list(series.items())
+    width, height, cols = 320, 240, 2
+    rows_n = (len(panels) + cols - 1) // cols
+    colors = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{cols * width}" '
+           f'height="{rows_n * height + 40}" font-family="sans-serif" font-size="10">',
+           f'<text x="10" y="20" font-size="12">{title}</text>']
+    for i, ((cell, dtype, mode), by_batch) in enumerate(panels):
+        x0, y0 = (i % cols) * width + 45, (i // cols) * height + 50
+        w, h = width - 70, height - 70
+        pts = [p for s in by_batch.values() for p in s]
+        hs = [hid for hid, _ in pts]
+        ys = [v for _, sp in pts for v in sp if v > 0] + [1.0]
+        lx = (math.log2(min(hs)), math.log2(max(hs)) + 1e-9)
+        ly = (math.log10(min(ys)) - 0.05, math.log10(max(ys)) + 0.05)
+
+        def xy(hid, v):
+            return (x0 + w * (math.log2(hid) - lx[0]) / (lx[1] - lx[0] or 1),
+                    y0 + h - h * (math.log10(v) - ly[0]) / (ly[1] - ly[0]))
+        out.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" '
+                   f'stroke="#888"/><text x="{x0}" y="{y0 - 5}">{cell}, {dtype}, {mode}</text>')
+        one = xy(min(hs), 1.0)[1]
+        out.append(f'<line x1="{x0}" y1="{one:.1f}" x2="{x0 + w}" y2="{one:.1f}" '
+                   f'stroke="#1f77b4" stroke-dasharray="4"/>')
+        for hid in sorted(set(hs)):
+            x = xy(hid, 1.0)[0]
+            out.append(f'<text x="{x:.1f}" y="{y0 + h + 12}" text-anchor="middle">{hid}</text>')
+        for e in range(math.ceil(ly[0]), math.floor(ly[1]) + 1):
+            y = xy(min(hs), 10.0 ** e)[1]
+            out.append(f'<text x="{x0 - 4}" y="{y:.1f}" text-anchor="end">{10.0 ** e:g}x</text>')
+        for j, (batch, series_pts) in enumerate(sorted(by_batch.items())):
+            color = colors[j % len(colors)]
+            line = " ".join("%.1f,%.1f" % xy(hid, sp[0]) for hid, sp in series_pts)
+            out.append(f'<polyline points="{line}" fill="none" stroke="{color}"/>')
+            for hid, (_, lo, hi) in series_pts:
+                (x, ylo), (_, yhi) = xy(hid, lo), xy(hid, hi)
+                out.append(f'<line x1="{x:.1f}" y1="{ylo:.1f}" x2="{x:.1f}" y2="{yhi:.1f}" '
+                           f'stroke="{color}"/>')
+            out.append(f'<text x="{x0 + w - 40}" y="{y0 + 12 + 11 * j}" fill="{color}">'
+                       f'B={batch}</text>')
+        out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 25}" text-anchor="middle">hidden '
+                   f'size H</text>')
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out) + "\n")
+    return Path(path)
+
+
+def draw_speedup_vs_hidden(csv_path, path):
+    """One figure of a GPU run: tritonrnn's speedup over torch.nn against H, a panel per cell,
+    dtype and mode, a line per batch size. PNG with matplotlib; where matplotlib is missing,
+    the same figure as SVG beside `path` (suffix .svg). Returns the path written."""
+    rows = records.read(csv_path)
+    series = _sweep_series(rows)
+    if not series:
+        raise ValueError(f"{csv_path}: no shape timed for both tritonrnn and torch")
+    title = (f"tritonrnn speedup over torch.nn against H, {_device(rows)} "
+             "(median; bars: 20th-80th percentile)")
+    try:
+        plt = _pyplot()
+    except ImportError:
+        return _svg_speedup(series, title, Path(path).with_suffix(".svg"))
+    panels = list(series.items())
+    cols = 2 if len(panels) > 1 else 1
+    fig, axes = _grid(plt, (len(panels) + cols - 1) // cols, cols)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    colors = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+    for ax, ((cell, dtype, mode), by_batch) in zip(axes.flat, panels):
+        for j, (batch, pts) in enumerate(sorted(by_batch.items())):
+            ys = [sp for _, sp in pts]
+            ax.errorbar([hid for hid, _ in pts], [s for s, _, _ in ys],
+                        yerr=[[max(0.0, s - lo) for s, lo, _ in ys],
+                              [max(0.0, hi - s) for s, _, hi in ys]],
+                        color=colors[j % len(colors)], marker="o", markersize=4, capsize=3,
+                        label=f"B={batch}")
+        ax.axhline(1.0, color="tab:blue", linewidth=0.8, linestyle="--")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"{cell}, {dtype}, {mode}", fontsize=9)
+        ax.set_xlabel("hidden size H", fontsize=8)
+        ax.set_ylabel("speedup over torch.nn", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title.replace(", ", "\n", 1), fontsize=10)
+    return _finish(fig, Path(path))
+
+
 def draw(csv_path, out):
     """Read the CSV and write its figures into `out`; returns the paths written."""
     rows = records.read(csv_path)
@@ -379,10 +480,16 @@ def draw(csv_path, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Draw a benchmark CSV as PNGs.")
     parser.add_argument("csv", help="CSV written by python -m bench")
+    parser.add_argument("--speedup-vs-hidden", default=None, metavar="PNG",
+                        help="draw only the one figure of speedup against H (a line per batch "
+                             "size) to this file (SVG beside it without matplotlib)")
     parser.add_argument("--out", default=None,
                         help="folder for the PNGs (default: plots/ for a GPU run, "
                              "plots/cpu-interpreter/ for a CPU run)")
     args = parser.parse_args(argv)
+    if args.speedup_vs_hidden:
+        print(f"wrote {draw_speedup_vs_hidden(args.csv, args.speedup_vs_hidden)}")
+        return
     out = args.out
     if out is None:
         kinds = {r["run_kind"] for r in records.read(args.csv)}

@@ -6,16 +6,25 @@ needed more shared memory than the architecture allows or (16-bit, TF32) missed 
 config.candidates drops them, so neither the default choice, the tuning table nor the tuner
 can select them; plans that failed only in the multi-slice forms are kept out of
 config.multi_slice_plan.
+
+Code generation changes between Triton versions, so a plan clean under one may spill under
+another. pruned_configs.json is the list for the Triton it was generated with (a full
+regeneration compiles the whole search space: about an hour); pruned_by_triton.json adds,
+per Triton "major.minor", the plans that fail only under that version, found by a compile
+report run under it (bench/compile_report.py --prune-version-from). Only the installed
+version's additions apply.
 """
 import functools
 import json
 import os
 
 from .cells import CELL_CODES
+from .capabilities import version_tuple
 from .compile_specs import is_multi_slice
 from .split import REGISTER_FILE
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
+PRUNED_BY_TRITON_FILE = os.path.join(os.path.dirname(__file__), "pruned_by_triton.json")
 _NAMES = {v: k for k, v in CELL_CODES.items()}
 
 
@@ -24,13 +33,29 @@ def _key(cell_name, proj, dtype_name, config):
             tuple(sorted((k, v) for k, v in config.items())))
 
 
+def triton_version_key(version=None):
+    """"major.minor" of a Triton version (the installed one by default)."""
+    return "%d.%d" % version_tuple(version)
+
+
+def _read(path, default):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def version_entries(version_key=None):
+    """Pruned-list entries that apply only under Triton `version_key` (installed by default)."""
+    by_version = _read(PRUNED_BY_TRITON_FILE, {}).get("versions", {})
+    return by_version.get(version_key or triton_version_key(), {}).get("configs", [])
+
+
 @functools.lru_cache(maxsize=None)
 def _pruned():
-    """(keys pruned outright, keys pruned only as multi-slice plans)."""
-    if not os.path.exists(PRUNED_FILE):
-        return frozenset(), frozenset()
-    with open(PRUNED_FILE) as f:
-        entries = json.load(f)["configs"]
+    """(keys pruned outright, keys pruned only as multi-slice plans) under the installed
+    Triton: the shipped list plus this version's additions."""
+    entries = _read(PRUNED_FILE, {"configs": []})["configs"] + version_entries()
     keys = {scope: frozenset(_key(e["cell"], e["proj"], e["dtype"], e["config"])
                              for e in entries if e.get("forms", "all") == scope)
             for scope in ("all", "multi_slice")}
@@ -89,3 +114,35 @@ def entries_from_report(records):
         if not is_multi_slice(r["kernel"]) and entry["forms"] != "all":
             entry.update(forms="all", why=_why(r))
     return list(failures.values())
+
+
+def add_version_entries(entries, command, version_key=None):
+    """Record `entries` (entries_from_report of a report run under Triton `version_key`,
+    the installed one by default) in pruned_by_triton.json, beside that version's earlier
+    ones; other versions and the shipped list are left as they are. Returns how many were
+    new."""
+    key = version_key or triton_version_key()
+    table = _read(PRUNED_BY_TRITON_FILE, {"versions": {}})
+    known = {_key(e["cell"], e["proj"], e["dtype"], e["config"]): e
+             for e in _read(PRUNED_FILE, {"configs": []})["configs"]}
+    record = table["versions"].setdefault(key, {"generated_by": [], "configs": []})
+    ours = {_key(e["cell"], e["proj"], e["dtype"], e["config"]): e for e in record["configs"]}
+    added = 0
+    for e in entries:
+        k = _key(e["cell"], e["proj"], e["dtype"], e["config"])
+        if known.get(k, {}).get("forms") in ("all", e["forms"]) or \
+                ours.get(k, {}).get("forms") in ("all", e["forms"]):
+            continue  # already pruned at least as widely
+        if k not in ours:
+            added += 1
+        if k not in ours or e["forms"] == "all":
+            ours[k] = e
+    record["configs"] = sorted(ours.values(), key=lambda e: _key(e["cell"], e["proj"],
+                                                                    e["dtype"], e["config"]))
+    record["generated_by"] = sorted(set(record["generated_by"]) | {command})
+    table["versions"] = dict(sorted(table["versions"].items()))
+    with open(PRUNED_BY_TRITON_FILE, "w") as f:
+        json.dump(table, f, indent=1)
+        f.write("\n")
+    _pruned.cache_clear()
+    return added

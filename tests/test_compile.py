@@ -11,10 +11,11 @@ step, and use wgmma (HGMMA) on sm_90.
 Known gaps (the "resident weights" issue, open): these records spill, and are asserted to
 be the only ones that do, so that a new spill fails here. The split backward on sm_80
 (mma.sync holds the transposed W operand in registers), and the projected LSTM's split
-kernels (its W_hr rows are a second resident operand; forward 16 B on sm_90). (fp32/TF32 split plans, the multi-slice forms and H = 2048, which streams part of
-W, spill too; they are not in this subset: see README, "Where each regime runs".) Runs in a
-subprocess because kernels defined under TRITON_INTERPRET=1 (as in this test session)
-cannot be compiled.
+kernels (its W_hr rows are a second resident operand; forward 16 B on sm_90). fp32/TF32
+split plans, the multi-slice forms and H = 2048 (which streams part of W) spill too; they
+are not in this subset (README, "Performance"). CI runs this under the newest and the
+oldest supported Triton (.ci/floor). Runs in a subprocess because kernels defined under
+TRITON_INTERPRET=1 (as in this test session) cannot be compiled.
 """
 import json
 import os

@@ -49,6 +49,25 @@ TOL = {
 }
 
 
+def _errors(a, e, atol, rtol):
+    """(|a - e|, allowed difference, their ratio; inf where a is not finite) in float64."""
+    diff = (a - e).abs()
+    allowed = atol * max(1.0, e.abs().max().item()) + rtol * e.abs()
+    ratio = torch.where(torch.isfinite(diff), diff / allowed, torch.full_like(diff, float("inf")))
+    return diff, allowed, ratio
+
+
+def worst_ratio(actual, expected, dtype=None):
+    """Largest |actual - expected| / allowed over the tensor (<= 1 passes; inf for NaN), for
+    reports that record how close a result came rather than stopping at the first failure."""
+    dtype = dtype or actual.dtype
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    if a.numel() == 0:
+        return 0.0
+    return _errors(a, e, *TOL[dtype])[2].max().item()
+
+
 def assert_close(name, actual, expected, dtype=None):
     """Fail with the location of the worst mismatch: its index, both values, the difference and
     what was allowed, plus how many elements failed and how many are NaN.
@@ -71,10 +90,8 @@ def assert_close(name, actual, expected, dtype=None):
         raise AssertionError(f"{name}: the expected tensor itself is not finite (test bug)")
     if a.numel() == 0:
         return
-    diff = (a - e).abs()
+    diff, allowed, ratio = _errors(a, e, atol, rtol)
     scale = max(1.0, e.abs().max().item())
-    allowed = atol * scale + rtol * e.abs()
-    ratio = torch.where(torch.isfinite(diff), diff / allowed, torch.full_like(diff, float("inf")))
     worst = ratio.max().item()
     log = os.environ.get("TRITONRNN_TOL_LOG")
     if log:

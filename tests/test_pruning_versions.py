@@ -1,0 +1,81 @@
+"""Pruning that depends on the Triton version (kernels/pruned_by_triton.json): the installed
+version's additions are never selectable, other versions' additions change nothing, and
+recording a version's failures leaves the shipped list and other versions alone."""
+import json
+
+import pytest
+import torch
+
+from tritonrnn.kernels import config, pruning
+from tritonrnn.kernels.cells import CELL_CODES
+
+HIDDEN = (16, 32, 64, 128, 256, 512, 768, 2048)
+
+
+def _shapes(entry):
+    cell = CELL_CODES[entry["cell"]]
+    for hidden in HIDDEN:
+        yield cell, hidden, max(1, hidden // 4) if entry["proj"] else hidden
+
+
+def _all_versions():
+    with open(pruning.PRUNED_BY_TRITON_FILE) as f:
+        return json.load(f)["versions"]
+
+
+def test_installed_versions_additions_never_selectable(monkeypatch):
+    for e in pruning.version_entries():
+        plan = config.Plan(**e["config"])
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
+        for cell, hidden, width in _shapes(e):
+            dtype = config.torch_dtype(e["dtype"])
+            if e["forms"] == "all":
+                assert plan not in config.candidates(cell, hidden, width, dtype)
+            elif plan.split and plan.block_h <= config.block(hidden):
+                assert plan != config.multi_slice_plan(cell, hidden, width, dtype)
+
+
+def test_other_versions_additions_stay_selectable(monkeypatch):
+    """An entry recorded for another Triton only (and pruned by nothing that applies here) is
+    still a candidate at some size: the additions are per version, not global."""
+    mine = {json.dumps(e["config"], sort_keys=True) + e["cell"] + str(e["proj"]) + e["dtype"]
+            for e in pruning.version_entries()}
+    others = [e for v, rec in _all_versions().items() if v != pruning.triton_version_key()
+              for e in rec["configs"]]
+    if not others:
+        pytest.skip(f"no additions recorded for a Triton other than "
+                    f"{pruning.triton_version_key()}")
+    for e in others:
+        if json.dumps(e["config"], sort_keys=True) + e["cell"] + str(e["proj"]) + e["dtype"] in mine:
+            continue
+        plan = config.Plan(**e["config"])
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
+        dtype = config.torch_dtype(e["dtype"])
+        assert any(plan in config.candidates(cell, hidden, width, dtype)
+                   for cell, hidden, width in _shapes(e)), e
+
+
+def test_add_version_entries(tmp_path, monkeypatch):
+    path = tmp_path / "by_triton.json"
+    path.write_text(json.dumps({"versions": {"9.9": {"generated_by": ["x"], "configs": []}}}))
+    monkeypatch.setattr(pruning, "PRUNED_BY_TRITON_FILE", str(path))
+    with open(pruning.PRUNED_FILE) as f:
+        shipped = json.load(f)["configs"]
+    outright = next(e for e in shipped if e["forms"] == "all")
+    # num_warps=2 is outside the search space, so nothing shipped prunes it already
+    new = dict(cell="GRU", proj=False, dtype="fp16", forms="multi_slice", why="test",
+               config=dict(split=True, block_b=16, block_h=64, block_k=64, num_warps=2,
+                           num_stages=1))
+    try:
+        assert pruning.add_version_entries([outright, new], "cmd a", "3.7") == 1
+        assert pruning.add_version_entries([new], "cmd b", "3.7") == 0  # no duplicate
+        widened = dict(new, forms="all")
+        assert pruning.add_version_entries([widened], "cmd c", "3.7") == 0
+        table = json.loads(path.read_text())["versions"]
+        assert table["9.9"] == {"generated_by": ["x"], "configs": []}
+        assert table["3.7"]["configs"] == [widened]
+        assert table["3.7"]["generated_by"] == ["cmd a", "cmd b", "cmd c"]
+        assert pruning.version_entries("3.7") == [widened]
+        assert pruning.version_entries("3.8") == []
+    finally:
+        pruning._pruned.cache_clear()
