@@ -152,7 +152,7 @@ def measure(repeats=5):
     return constants, raw
 
 
-def main(gpu):
+def main(gpu, out=None):
     try:
         import torch
         available = torch.cuda.is_available()
@@ -168,8 +168,8 @@ def main(gpu):
     record = dict(gpu=name, model_gpu=gpu, date=datetime.datetime.now(datetime.timezone.utc)
                   .strftime("%Y-%m-%d %H:%M UTC"), triton=triton.__version__,
                   torch=torch.__version__, constants=constants, raw=raw)
-    os.makedirs(os.path.join(os.path.dirname(__file__), "calibration"), exist_ok=True)
-    path = os.path.join(os.path.dirname(__file__), "calibration", f"{gpu}.json")
+    path = out or os.path.join(os.path.dirname(__file__), "calibration", f"{gpu}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=1)
     print(f"measured on {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in constants.items()))

@@ -257,10 +257,12 @@ def main(argv=None):
     parser.add_argument("--calibrate", action="store_true",
                         help="on a CUDA GPU: measure L2 latency, exchange cost and shared-memory "
                              "bandwidth and write bench/calibration/<gpu>.json")
+    parser.add_argument("--out", default=None,
+                        help="with --calibrate: write the measured constants here instead")
     args = parser.parse_args(argv)
     if args.calibrate:
         from bench import calibrate
-        return calibrate.main(args.gpu)
+        return calibrate.main(args.gpu, args.out)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: the model compiles the kernels ahead of time")
     known = []

@@ -39,7 +39,7 @@ KINDS = ("lstm", "lstm_proj", "gru", "rnn_tanh", "rnn_relu")  # tests/common.py'
 DTYPES = ("fp16", "bf16", "fp32")
 # Hidden sizes tried in order: the first with an unpruned plan of the regime is used (odd
 # sizes, so every tile has masked lanes).
-HIDDEN = {"fused": (29, 13, 5, 48), "split": (100,), "split_multi": (200,)}
+HIDDEN = {"fused": (29, 13, 5, 48), "split": (100,), "split_multi": (300,)}
 FAKE_SMS = 2        # split_multi: slices of its multi-slice plan outnumber these
 H200_SMS = 132      # what --dry-run lays the plans out for by default
 T, B, I, D = 7, 5, 11, 2
@@ -91,30 +91,40 @@ def no_tf32():
 
 
 class fake_sm_count:
-    """Within: the launcher believes the GPU has `sms` SMs (None: leave it alone)."""
+    """Within: the launcher believes the GPU has `sms` SMs (None: leave it alone); its shared
+    memory stays the real one (an H100's where there is no GPU)."""
 
     def __init__(self, sms):
         self.sms = sms
 
     def __enter__(self):
-        from tritonrnn.kernels import recurrence
-        self.saved = recurrence._sm_count
+        from tritonrnn.kernels import config
+        self.saved = real = config.device_limits
         if self.sms is not None:
-            recurrence._sm_count = lambda device: self.sms
+            def limits(device):
+                shared = real(device)[1] if device is not None and device.type == "cuda" \
+                    and torch_cuda_available() else config.SHARED_PER_BLOCK[9]
+                return self.sms, shared
+            config.device_limits = limits
         return self
 
     def __exit__(self, *exc):
-        from tritonrnn.kernels import recurrence
-        recurrence._sm_count = self.saved
+        from tritonrnn.kernels import config
+        config.device_limits = self.saved
+
+
+def torch_cuda_available():
+    import torch
+    return torch.cuda.is_available()
 
 
 def case_plan(case, sms):
     """(plan forced for the case, plan launched, programs per group, hidden slices) on a GPU
     with `sms` SMs (split_multi: FAKE_SMS whatever `sms` is). Asks the launcher's own layout
-    (kernels/recurrence.py), so this is what a launch runs as. Raises when no plan of the
+    (kernels/config.split_layout), so this is what a launch runs as. Raises when no plan of the
     regime exists or the layout is not the regime's."""
     import torch
-    from tritonrnn.kernels import recurrence
+    from tritonrnn.kernels import config
     no_tf32()
     code, hidden, proj, chosen = _dims(case)
     width, dtype = proj or hidden, _torch_dtype(case.dtype)
@@ -123,14 +133,10 @@ def case_plan(case, sms):
                            f"{HIDDEN[case.regime]}")
     if not chosen.split:
         return chosen, chosen, None, None
-    saved = recurrence.INTERPRET
-    recurrence.INTERPRET = False  # lay out as on a GPU even where kernels are interpreted
-    try:
-        with fake_sm_count(FAKE_SMS if case.regime == "split_multi" else sms):
-            launched, progs, slices = recurrence._split_layout(
-                chosen, code, hidden, width, dtype, torch.device("cuda"))
-    finally:
-        recurrence.INTERPRET = saved
+    with fake_sm_count(FAKE_SMS if case.regime == "split_multi" else sms):
+        layout = config.split_layout(chosen, code, hidden, width, dtype,
+                                     config.device_limits(torch.device("cuda")))
+    launched, progs, slices = layout.plan, layout.progs, layout.n_slices
     multi = progs < slices
     if multi != (case.regime == "split_multi"):
         raise RuntimeError(f"{case.label()}: laid out as {progs} programs for {slices} slices")

@@ -75,18 +75,14 @@ def _layout(cell, hidden, width, dtype, sms):
     """(launched plan, programs per group, slices) as the launcher lays it out on `sms` SMs."""
     import torch
     from bench.parity_smoke import fake_sm_count
-    from tritonrnn.kernels import config, recurrence
+    from tritonrnn.kernels import config
     plan = config.default_plan(cell, hidden, width, dtype)
     if not plan.split:
         return plan, None, None
-    saved = recurrence.INTERPRET
-    recurrence.INTERPRET = False
-    try:
-        with fake_sm_count(sms):
-            return recurrence._split_layout(plan, cell, hidden, width, dtype,
-                                            torch.device("cuda"))
-    finally:
-        recurrence.INTERPRET = saved
+    with fake_sm_count(sms):
+        layout = config.split_layout(plan, cell, hidden, width, dtype,
+                                     config.device_limits(torch.device("cuda")))
+    return layout.plan, layout.progs, layout.n_slices
 
 
 def _calls(call_s, timing):
