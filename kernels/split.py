@@ -159,7 +159,9 @@ def load_columns(src, state_col, mask_b, kk, L):
 
 @triton.jit
 def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision=PRECISION)
+    # out_dtype named: triton 3.6 requires it to equal the accumulator's (fp64 for fp64)
+    return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision=PRECISION,
+                  out_dtype=acc.dtype)
 
 
 @triton.jit
