@@ -21,8 +21,7 @@ import sys
 import torch
 
 from tritonrnn import tuning
-from tritonrnn.kernels import backward, config, forward
-from tritonrnn.kernels.cells import CELL_CODES, GATES
+from tritonrnn.kernels import backward, cells, config, dtypes, forward
 
 DEFAULT_CELLS = ("LSTM", "GRU", "RNN_TANH")
 DEFAULT_DTYPES = ("fp16", "bf16", "tf32", "fp32")
@@ -55,8 +54,7 @@ def cuda_timer(fn, warmup=3, reps=10):
 
 def training_step(cell, hidden, width, dtype, batch, seq, device):
     """A closure running forward (training) + backward of one recurrence on fresh inputs."""
-    code = CELL_CODES[cell]
-    G = GATES[code]
+    G = cells.lookup(cell).gates
     scale = hidden ** -0.5
     xp = torch.randn(seq, batch, 1, G, hidden, device=device, dtype=dtype)
     whh = (torch.randn(1, G * hidden, width, device=device) * scale).to(dtype)
@@ -85,22 +83,23 @@ def pick(plans, measure):
     return best, medians[best], medians
 
 
-def tune(cells, dtypes, hiddens, batches, seq, device_name, measure_factory, progress=print):
+def tune(cell_names, dtype_names, hiddens, batches, seq, device_name, measure_factory,
+         progress=print):
     """Tuning-table entries for every (cell, dtype, hidden, batch bucket).
 
     measure_factory(cell, hidden, width, dtype, batch) -> measure(plan) -> list of ms; the
     tests inject a fake one, the command line times on the GPU."""
     entries = []
-    for cell in cells:
-        code = CELL_CODES[cell]
-        for dname in dtypes:
-            dtype = config.torch_dtype(dname)
+    for cell in cell_names:
+        code = cells.lookup(cell).code
+        for dname in dtype_names:
+            dtype = dtypes.torch_dtype(dname)
             for hidden in hiddens:
-                with config.tf32_for(dname):
+                with dtypes.tf32_for(dname):
                     plans = config.candidates(code, hidden, hidden, dtype)
                 for batch in batches:
                     measure = measure_factory(cell, hidden, hidden, dtype, batch)
-                    with config.tf32_for(dname):  # fp32 and TF32 time different kernels
+                    with dtypes.tf32_for(dname):  # fp32 and TF32 time different kernels
                         best, ms, medians = pick(plans, measure)
                     progress(f"  {cell:8} {dname} H={hidden:<5} B={batch:<4} "
                              f"{len(medians)}/{len(plans)} timed -> "
@@ -121,7 +120,7 @@ def _gpu_measure_factory(seq, device):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and config.split_layout(plan, CELL_CODES[cell], hidden, width, dtype,
+            if plan.split and config.split_layout(plan, cells.lookup(cell).code, hidden, width, dtype,
                                                   config.device_limits(device)).plan != plan:
                 # More hidden slices than SMs: the launcher would run config.multi_slice_plan
                 # instead, so the time would not be this plan's.
@@ -154,16 +153,16 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true",
                         help="no timing: list each shape's candidates and the pruned ones")
     args = parser.parse_args(argv)
-    cells, dtypes = args.cells.split(","), args.dtypes.split(",")
+    cell_names, dtype_names = args.cells.split(","), args.dtypes.split(",")
     hiddens, batches = _ints(args.hidden), _ints(args.batch)
 
     if args.dry_run:
-        for cell in cells:
-            for dname in dtypes:
+        for cell in cell_names:
+            for dname in dtype_names:
                 for hidden in hiddens:
-                    with config.tf32_for(dname):
-                        plans = all_plans(CELL_CODES[cell], hidden, hidden,
-                                          config.torch_dtype(dname))
+                    with dtypes.tf32_for(dname):
+                        plans = all_plans(cells.lookup(cell).code, hidden, hidden,
+                                          dtypes.torch_dtype(dname))
                     kept = sum(not pruned for _, pruned in plans)
                     print(f"{cell:8} {dname} H={hidden}: {kept} candidates, "
                           f"{len(plans) - kept} pruned")
@@ -178,7 +177,7 @@ def main(argv=None):
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
     print(f"tuning on {name}, T={args.seq}", flush=True)
-    entries = tune(cells, dtypes, hiddens, batches, args.seq, name,
+    entries = tune(cell_names, dtype_names, hiddens, batches, args.seq, name,
                    _gpu_measure_factory(args.seq, device),
                    progress=lambda line: print(line, flush=True))
     path = tuning.SHIPPED_TABLE if args.ship else (args.out or tuning.user_table_path())

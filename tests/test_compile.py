@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tritonrnn.kernels import cells
+
 KEYS = {"kernel", "arch", "dtype", "config", "hidden_size", "registers", "spills_bytes",
         "shared_bytes", "shared_limit", "tensor_cores"}
 
@@ -57,7 +59,7 @@ def _check_time_loop(r):
     assert step["unknown_trip_loops"] == [], where  # every nested loop's trip count known
     width = r["proj_size"] or r["hidden_size"]
     block_b = r["config"]["block_b"]
-    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3, "RNN_TANH": 1}[r["cell"]]
+    gates = cells.lookup(r["cell"]).gates
     assert step["stg_bytes"] > 0 and step["stg_instr"] > 0, where
     assert step["hmma_instr"] + step["hgmma_instr"] > 0, where
     if r["kernel"].startswith("split"):

@@ -12,7 +12,7 @@ import torch
 
 from bench.compile_report import job_call
 from bench.jit_specialization import bind_launch, by_name, specialize
-from tritonrnn.kernels import config, recurrence
+from tritonrnn.kernels import cells, config, recurrence
 from tritonrnn.kernels.cells import CELL_CODES
 
 ARCH = 90
@@ -51,7 +51,7 @@ def launcher_calls(monkeypatch):
 
 def _forward(cell, T, B, H, dtype):
     """Launch the forward recurrence with every optional input (the report's heaviest form)."""
-    G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
+    G = cells.lookup(cell).gates
     xp = torch.randn(T, B, 1, G, H, dtype=dtype)
     whh = torch.randn(1, G * H, H, dtype=dtype)
     bhn = torch.randn(1, H, dtype=dtype) if cell == "GRU" else None
@@ -64,7 +64,7 @@ def _forward(cell, T, B, H, dtype):
 
 def _backward(cell, T, B, H, dtype):
     code = CELL_CODES[cell]
-    G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
+    G = cells.lookup(cell).gates
     S = {"LSTM": 4, "GRU": 4, "RNN_TANH": 1}[cell]
     t = lambda *shape: torch.randn(*shape, dtype=dtype)  # noqa: E731
     lstm = code == CELL_CODES["LSTM"]

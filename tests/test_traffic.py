@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from bench.traffic import per_step
-from tritonrnn.kernels import config
-from tritonrnn.kernels.cells import CELL_CODES, GATES
+from tritonrnn.kernels import cells, config
 
 # The fused regime's forward must read only the step's input projection and write h (ratio
 # 1.0 measured); 1.2 is the project's ceiling, leaving room for future tiling overheads.
@@ -18,7 +17,7 @@ RATIO_CEILING = 1.2
                          ids=["lstm64", "lstm16-proj8", "gru64", "rnn128", "relu5"])
 @pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
 def test_fused_forward_traffic(cell, H, P, training):
-    assert not config.plan(CELL_CODES[cell], H, P or H, torch.float16).split, "not fused"
+    assert not config.plan(cells.lookup(cell).code, H, P or H, torch.float16).split, "not fused"
     launches, per, bound = per_step(cell, H, B=16, P=P, training=training)
     assert launches == (1, 1), "one launch per layer-direction, whatever T"
     assert per / bound <= RATIO_CEILING, (per, bound)
@@ -30,11 +29,11 @@ def test_fused_forward_traffic(cell, H, P, training):
 # covers the state the interpreter's multi-slice form keeps in memory (c, the h ring's store).
 @pytest.mark.parametrize("cell,H", [("LSTM", 128), ("GRU", 128)], ids=["lstm128", "gru128"])
 def test_split_forward_traffic(cell, H):
-    code = CELL_CODES[cell]
+    code = cells.lookup(cell).code
     plan = config.plan(code, H, H, torch.float16)
     assert plan.split, "not split"
     launches, per, bound = per_step(cell, H, B=16)
     assert launches == (1, 1), "one launch per layer-direction, whatever T"
-    weights = GATES[code] * H * H * 2
+    weights = cells.lookup(cell).gates * H * H * 2
     h_reads = -(-H // plan.block_h) * 16 * H * 4
     assert bound + weights <= per <= RATIO_CEILING * (bound + weights + h_reads), (per, bound)

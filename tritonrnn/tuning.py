@@ -26,13 +26,11 @@ import tempfile
 
 import torch
 
-from tritonrnn.kernels import config
-from tritonrnn.kernels.cells import CELL_CODES
+from tritonrnn.kernels import cells, config, dtypes
 
 FORMAT = 1
 SHIPPED_TABLE = os.path.join(os.path.dirname(__file__), "tuning_table.json")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-_CELL_NAMES = {code: name for name, code in CELL_CODES.items()}
 
 
 def user_table_path():
@@ -48,12 +46,6 @@ def batch_bucket(batch):
         if batch <= bucket:
             return bucket
     return BATCH_BUCKETS[-1]
-
-
-def dtype_name(dtype):
-    """Table name of a tensor dtype under the current TF32 setting ("tf32" for fp32 math on
-    tensor cores, as torch's recurrent layers do when cudnn.allow_tf32 is set)."""
-    return config.math_dtype_name(dtype)
 
 
 def entry_key(entry):
@@ -125,7 +117,8 @@ def reload():
 
 def lookup(cell, hidden, width, dtype, batch, device_name):
     """The tuned Plan for this call, or None. cell: kernel cell code."""
-    key = (device_name, _CELL_NAMES[cell], width != hidden, dtype_name(dtype), hidden)
+    key = (device_name, cells.lookup(cell).name, width != hidden, dtypes.math_dtype_name(dtype),
+           hidden)
     by_bucket = _table().get(key)
     if not by_bucket:
         return None
