@@ -46,11 +46,23 @@ class Cast:
     def inputs(self, *tensors):
         return tuple(None if t is None else t.to(self.compute) for t in tensors)
 
-    def weights(self, per_direction):
-        """recurrent_layer's weight tuples cast to the compute dtype (autograd-tracked, so
-        the fp32 parameters receive the gradients)."""
-        return [tuple(None if w is None else w.to(self.compute) for w in tup)
-                for tup in per_direction]
+    def weights(self, by_layer):
+        """Per layer, recurrent_layer's per-direction weight tuples cast to the compute dtype
+        (autograd-tracked, so the fp32 parameters receive the gradients)."""
+        return [[tuple(None if w is None else w.to(self.compute) for w in tup) for tup in layer]
+                for layer in by_layer]
+
+
+def run(cast, layers, x, h0, c0, weights):
+    """The one autocast wrapper, for layers and cells alike: layers(x, h0, c0, weights) ->
+    (y, h_n, c_n or None), run as it is when `cast` is None (autocast off, or x not a dtype it
+    changes), else with autocast switched off, its tensors in cast.compute and its outputs in
+    the dtypes torch.nn returns. weights: per layer, the per-direction weight tuples."""
+    if cast is None:
+        return layers(x, h0, c0, weights)
+    with torch.autocast(cast.device_type, enabled=False):
+        y, h_n, c_n = layers(*cast.inputs(x, h0, c0), cast.weights(weights))
+    return y.to(cast.y), h_n.to(cast.h), (None if c_n is None else c_n.to(cast.c))
 
 
 def _eligible(t):
