@@ -10,7 +10,8 @@ Candidates come from tritonrnn.kernels.config.candidates, which already leaves o
 configurations the compile report found spilling or over the shared-memory limit
 (kernels/pruned_configs.json); --dry-run lists both. Each candidate is timed as one
 training step of the recurrence alone (forward with saved activations, then backward), the
-way a layer runs it, with CUDA events after warm-up; the median decides.
+way a layer runs it, with the benchmark's CUDA-event timer (bench/timing.py: warm-up, L2
+cleared before each sample); the median decides.
 Without a CUDA GPU this exits with status 2 unless --dry-run is given.
 """
 import argparse
@@ -20,6 +21,7 @@ import sys
 
 import torch
 
+from bench.timing import CudaEventTimer
 from tritonrnn import tuning
 from tritonrnn.kernels import backward, cells, config, dtypes, forward
 
@@ -34,22 +36,6 @@ def all_plans(cell, hidden, width, dtype):
     kept = config.candidates(cell, hidden, width, dtype)
     return [(p, p not in kept)
             for p in config.candidates(cell, hidden, width, dtype, include_pruned=True)]
-
-
-def cuda_timer(fn, warmup=3, reps=10):
-    """Milliseconds per call of fn(): CUDA events around each rep, after warm-up."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return times
 
 
 def training_step(cell, hidden, width, dtype, batch, seq, device):
@@ -116,17 +102,21 @@ def tune(cell_names, dtype_names, hiddens, batches, seq, device_name, measure_fa
 
 
 def _gpu_measure_factory(seq, device):
+    # The benchmark's timer (bench/timing.py): CUDA events around each call after warm-up,
+    # L2 cleared before each sample; a fixed 10 samples per plan.
+    timer = CudaEventTimer(warmup=3, min_reps=10, max_reps=10)
+
     def factory(cell, hidden, width, dtype, batch):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and config.split_layout(plan, cells.lookup(cell).code, hidden, width, dtype,
-                                                  config.device_limits(device)).plan != plan:
+            if plan.split and config.split_layout(plan, cells.lookup(cell).code, hidden, width,
+                                                  dtype, config.device_limits(device)).plan != plan:
                 # More hidden slices than SMs: the launcher would run config.multi_slice_plan
                 # instead, so the time would not be this plan's.
                 raise ValueError("more hidden slices than SMs")
             with config.force_plan(plan):
-                return cuda_timer(step)
+                return timer(lambda _: step(), [None])
         return measure
     return factory
 

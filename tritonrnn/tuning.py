@@ -136,10 +136,14 @@ def _device_name(device):
     return torch.cuda.get_device_name(device)
 
 
-def _plan_source(cell, hidden, width, dtype, batch, device):
+def tuned_plan(cell, hidden, width, dtype, batch, device):
+    """The tuning table's Plan for a launch on `device` (a torch.device), or None: what the
+    launch decider asks (cell: kernel cell code)."""
     if device is None or device.type != "cuda":
         return None  # the interpreter and CPU have nothing to tune
     return lookup(cell, hidden, width, dtype, batch, _device_name(device))
 
 
-config.set_plan_source(_plan_source)
+# Until the decider in kernels/config.py imports tuned_plan itself, the table registers here
+# (tritonrnn/__init__.py imports this module).
+config.set_plan_source(tuned_plan)
