@@ -6,7 +6,7 @@ A fast subset of `python -m bench.compile_report`: heaviest cells, one 16-bit dt
 TF32, a fused-size and two split-size hiddens (768: the anchor; split kernels share one
 binary across these sizes, so it adds records, not compiles), every kernel form (the multi-slice forms with the
 plan the launcher uses for them). The full run over every selectable configuration
-(README, "Compile report") takes about an hour on two cores and is what
+(docs/maintainers.md, "Compile report") takes about an hour on two cores and is what
 kernels/pruned_configs.json was generated from. Runs in a subprocess because kernels defined
 under TRITON_INTERPRET=1 (as in this test session) cannot be compiled.
 """
