@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tests.common import KINDS, MODE, flat_state, layer_pair, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import config, testing
+from tritonrnn.kernels import config, dtypes, testing
 from tritonrnn.kernels.cells import CELL_CODES
 from tritonrnn.kernels.config import force_split
 
@@ -79,8 +79,7 @@ SIZES = [(5, None), (64, None), (129, None), (300, None), (1024, None), (2048, N
 EVERY_DTYPE = [(5, None), (300, None), (40, 16)]
 CASES = [pytest.param(h, s, dt, id=f"H{h}" + (f"-split{s}" if s else "") + f"-{name}")
          for h, s in SIZES
-         for dt, name in ((torch.float32, "fp32"), (torch.float16, "fp16"),
-                          (torch.bfloat16, "bf16"), (torch.float64, "fp64"))
+         for name in ("fp32", "fp16", "bf16", "fp64") for dt in (dtypes.torch_dtype(name),)
          if dt == torch.float32 or (h, s) in EVERY_DTYPE]
 
 

@@ -77,24 +77,24 @@ def _onednn_enabled():
     return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
 
 
-def plan(mode, device_type, x, state_dtype, proj=False, cell=False, packed=False):
-    """The Cast for a layer (cell=False) or cell (cell=True) with input x (packed: the
+def plan(mode, device_type, x, state_dtype, proj=False, for_cell=False, packed=False):
+    """The Cast for a layer (for_cell=False) or cell (for_cell=True) with input x (packed: the
     layer's input was a PackedSequence), or None when autocast is off for x's device or x
-    is not a dtype autocast changes.
+    is not a dtype autocast changes. mode: torch.nn's mode string ("LSTM", ...)
 
     state_dtype: dtype of the given initial state (c for LSTM, else h), None if defaulted."""
     if not torch.is_autocast_enabled(device_type) or not _eligible(x):
         return None
     lower = torch.get_autocast_dtype(device_type)
     if device_type == "cuda":
-        low = lower if cell else torch.float16  # cuDNN's wrapper hard-codes half
+        low = lower if for_cell else torch.float16  # cuDNN's wrapper hard-codes half
         return Cast(device_type, low, low, low, low)
     state = torch.promote_types(lower, state_dtype or x.dtype)
     if mode in ("RNN_TANH", "RNN_RELU"):
         return Cast(device_type, lower, lower, lower, lower)
     if mode == "GRU":
         return Cast(device_type, state, state, state, state)
-    if not (cell or proj or packed) and _onednn_enabled():
+    if not (for_cell or proj or packed) and _onednn_enabled():
         return Cast(device_type, lower, lower, lower, lower)  # oneDNN LSTM
     h = lower if proj else state
     return Cast(device_type, state, h, h, state)

@@ -363,7 +363,7 @@ def _run_cell(cell, mode, input, states):
     weights = [[(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, None)]]
     state = None if states is None else states[-1]  # c for LSTM, else h
     cast = amp.plan(mode, input.device.type, input, None if state is None else state.dtype,
-                    cell=True)
+                    for_cell=True)
     h0 = None if states is None else states[0].unsqueeze(0)
     c0 = None if states is None or mode != "LSTM" else states[1].unsqueeze(0)
 
