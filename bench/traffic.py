@@ -43,7 +43,8 @@ def main():
     for cell, H, P in [("LSTM", 64, 0), ("LSTM", 128, 0), ("LSTM", 128, 32), ("GRU", 128, 0),
                        ("RNN_TANH", 128, 0), ("LSTM", 256, 0)]:
         for training in (False, True):
-            regime = "split" if config.plan(cells.lookup(cell).code, H, P or H, torch.float16).split else "fused"
+            plan = config.plan(cells.lookup(cell).code, H, P or H, torch.float16)
+            regime = "split" if plan.split else "fused"
             n, per, bound = per_step(cell, H, 16, P, training)
             print(f"{cell:9}{H:>6}{P:>4}{'train' if training else 'infer':>10}{regime:>8}"
                   f"{f'{n[0]}/{n[1]}':>16}{per:>12.0f}{bound:>10}{per / bound:>7.2f}")
