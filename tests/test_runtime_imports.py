@@ -1,6 +1,6 @@
 """The library apart from its tooling: importing tritonrnn and running a layer (forward and
 backward, on the kernels) loads nothing of the compile report, the tuner, the benchmarks or
-the test hooks, and no plotting library."""
+the test hooks, and no plotting library; the hooks (launch counting, poisoning) stay off."""
 import os
 import subprocess
 import sys
@@ -14,6 +14,9 @@ lstm = tritonrnn.LSTM(3, 5)
 y, (h, c) = lstm(torch.randn(4, 2, 3))
 (y.sum() + h.sum() + c.sum()).backward()
 assert lstm.weight_hh_l0.grad is not None
+from tritonrnn.kernels import launches, memory
+assert launches.counter is None, "launches counted without count_launches()"
+assert not memory.poison, "outputs poisoned outside the tests"
 tooling = ("bench", "tritonrnn.kernels.compile_specs", "tritonrnn.kernels.testing",
            "matplotlib")
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("bench", "matplotlib")
