@@ -10,7 +10,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install torch==2.13.0
 fi
 
-# (Re)install the package, editable, with the test extra, unless this very checkout is
+# (Re)install the package, editable, with the test extra and the bench extra (the benchmark's
+# plot tests; the library's tests skip them without it), unless this very checkout is
 # already installed at the version pyproject.toml names. tritonrnn.kernels (the kernels/
 # folder) is importable only through an install.
 if ! "$PY" - 2>/dev/null <<'PYCHECK'; then
@@ -19,6 +20,7 @@ import json, os, sys, urllib.parse
 sys.path = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(".")]
 from importlib.metadata import distribution
 import pytest, onnx, onnxscript, onnxruntime  # noqa: F401,E401  (the test extra)
+import matplotlib  # noqa: F401  (the bench extra)
 dist = distribution("tritonrnn")
 url = json.loads(dist.read_text("direct_url.json") or "{}")
 editable_here = (url.get("dir_info", {}).get("editable")
@@ -31,7 +33,7 @@ except ImportError:  # Python < 3.11: no TOML reader to compare with
     same_version = True
 sys.exit(0 if editable_here and same_version else 1)
 PYCHECK
-    "$PY" -m pip install -e ".[test]"
+    "$PY" -m pip install -e ".[test,bench]"
 fi
 
 exec "$PY" -m pytest -q "$@"

@@ -48,11 +48,11 @@ def _parse_arch(text):
 def _shipped_plans(cell, dtype, hidden):
     """Plans of the shipped tuning table's entries for this cell, dtype and hidden size."""
     from tritonrnn import tuning
-    from tritonrnn.kernels import config
-    proj = cell == "LSTM_PROJ"
-    base = "LSTM" if proj else cell
+    from tritonrnn.kernels import cells, config
+    kind = cells.lookup(cell)
     return [config.Plan(**e["config"]) for e in tuning.read_table(tuning.SHIPPED_TABLE)
-            if (e["cell"], bool(e["proj"]), e["dtype"], int(e["hidden"])) == (base, proj, dtype, hidden)]
+            if (e["cell"], bool(e["proj"]), e["dtype"], int(e["hidden"]))
+            == (kind.mode, kind.projects, dtype, hidden)]
 
 
 def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
@@ -60,31 +60,31 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
     "shipped": the default plans and the shipped tuning table's; "selectable": every
     candidate not pruned; "space": the whole search space, pruned ones included.
     A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
-    from tritonrnn.kernels import config
-    from tritonrnn.kernels.cells import CELL_CODES
+    from tritonrnn.kernels import cells as cell_table, config
     from tritonrnn.kernels.compile_specs import is_multi_slice, kernel_forms
+    from tritonrnn.kernels.dtypes import tf32_for, torch_dtype
     for cell in cells:
-        base_cell = "LSTM" if cell == "LSTM_PROJ" else cell
+        kind = cell_table.lookup(cell)
         for dtype in dtypes:
             for hidden in hiddens:
-                width = max(1, hidden // 4) if cell == "LSTM_PROJ" else hidden
+                width = max(1, hidden // 4) if kind.projects else hidden
                 # fp32 and TF32 are pruned separately; candidates() reads the TF32 switch.
-                with config.tf32_for(dtype):
-                    plans = config.candidates(CELL_CODES[base_cell], hidden, width,
-                                              config.torch_dtype(dtype), scope == "space")
+                with tf32_for(dtype):
+                    plans = config.candidates(kind.code, hidden, width, torch_dtype(dtype),
+                                              scope == "space")
                 # (plan, the forms it runs in): in the shipped scope the multi-slice forms run
                 # only with config.multi_slice_plan, the main forms with the chosen plans.
                 if scope != "shipped":
-                    runs = [(p, kernel_forms(p.split, cell == "LSTM_PROJ")) for p in plans]
+                    runs = [(p, kernel_forms(p.split, kind.projects)) for p in plans]
                 else:
                     shipped = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
-                    runs = [(p, [f for f in kernel_forms(p.split, cell == "LSTM_PROJ")
+                    runs = [(p, [f for f in kernel_forms(p.split, kind.projects)
                                  if not is_multi_slice(f)]) for p in shipped]
                     if any(p.split for p in shipped):
-                        with config.tf32_for(dtype):
-                            multi = config.multi_slice_plan(CELL_CODES[base_cell], hidden, width,
-                                                            config.torch_dtype(dtype))
-                        runs.append((multi, [f for f in kernel_forms(True, cell == "LSTM_PROJ")
+                        with tf32_for(dtype):
+                            multi = config.multi_slice_plan(kind.code, hidden, width,
+                                                            torch_dtype(dtype))
+                        runs.append((multi, [f for f in kernel_forms(True, kind.projects)
                                              if is_multi_slice(f)]))
                 for plan, plan_forms in runs:
                     for form in plan_forms:
@@ -200,12 +200,9 @@ def compile_job(job, arch):
                   tensor_cores=n_mma > 0, mma_instructions=n_mma, mma_ops=mma_ops,
                   compile_s=round(time.time() - start, 2), error=None,
                   _sass=zlib.compress(sass.encode()))
-    from tritonrnn.kernels.pruning import problems
+    from .prune_rules import problems
     record["ok"] = not problems(record)
     return record
-
-
-_ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
 
 
 def ldg_bound_bytes(job, arch):
@@ -216,9 +213,10 @@ def ldg_bound_bytes(job, arch):
     hidden unit, which the projection h = W_hr hh reads. None for backward forms."""
     if "forward" not in job["kernel"]:
         return None
+    from tritonrnn.kernels import cells, dtypes
     c = job["config"]
-    size = _ELEMENT_BYTES[job["dtype"]]
-    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3}.get(job["cell"], 1)
+    size = dtypes.DTYPES[job["dtype"]].itemsize
+    gates = cells.lookup(job["cell"]).gates
     width = job["proj_size"] or job["hidden_size"]
     if not job["kernel"].startswith("split"):
         return gates * c["block_b"] * c["block_h"] * size + 1024
@@ -326,7 +324,8 @@ def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
 def write_pruned(records, command):
     """Rewrite kernels/pruned_configs.json with every failing configuration in `records`."""
     from tritonrnn.kernels import pruning
-    entries = pruning.entries_from_report(records)
+    from .prune_rules import entries_from_report
+    entries = entries_from_report(records)
     with open(pruning.PRUNED_FILE, "w") as f:
         json.dump(dict(generated_by=command,
                        archs=sorted({r["arch"] for r in records}),
@@ -341,6 +340,7 @@ def _prune_version_from(paths):
     """--prune-version-from: the installed Triton's failures, recorded for its version only."""
     import triton
     from tritonrnn.kernels import pruning
+    from . import prune_rules
     records = []
     for path in paths:
         with open(path) as f:
@@ -349,8 +349,8 @@ def _prune_version_from(paths):
     if others:
         raise SystemExit(f"records from triton {sorted(map(str, others))}, not the installed "
                          f"{triton.__version__}: run the report and this under one Triton")
-    added = pruning.add_version_entries(
-        pruning.entries_from_report(records), "python -m bench.compile_report "
+    added = prune_rules.add_version_entries(
+        prune_rules.entries_from_report(records), "python -m bench.compile_report "
         "--prune-version-from " + " ".join(os.path.basename(p) for p in paths))
     print(f"triton {pruning.triton_version_key()}: {added} configurations added to "
           f"{pruning.PRUNED_BY_TRITON_FILE}", file=sys.stderr)
@@ -360,7 +360,7 @@ def _prune_version_from(paths):
 def format_table(records):
     head = (f"{'arch':6} {'kernel':22} {'cell':9} {'dtype':5} {'H':>5} {'config':28} {'regs':>4} "
             f"{'spill':>5} {'shared':>7} {'limit':>7} {'TC':>3} {'s':>5}  status")
-    from tritonrnn.kernels.pruning import problems
+    from .prune_rules import problems
     lines = [head]
     for r in records:
         c = r["config"]

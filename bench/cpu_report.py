@@ -116,8 +116,7 @@ def agreement(cells, dtypes, ctx, shape_kw=AGREEMENT_SHAPE):
 
 def traffic(cells, ctx, hiddens=TRAFFIC_HIDDEN, batch=TRAFFIC_BATCH, dtype="fp16"):
     """Rows of launches per sequence and bytes per step against the lower bound."""
-    from tritonrnn.kernels import config
-    from tritonrnn.kernels.cells import CELL_CODES
+    from tritonrnn.kernels import cells as cell_table, config
 
     from .traffic import per_step
 
@@ -125,7 +124,7 @@ def traffic(cells, ctx, hiddens=TRAFFIC_HIDDEN, batch=TRAFFIC_BATCH, dtype="fp16
     for cell in cells:
         for H in hiddens:
             shape = Shape(cell, batch=batch, hidden=H, seq=0, input_size=H, suite="traffic")
-            split = config.plan(CELL_CODES[cell], H, H, DTYPES[dtype]).split
+            split = config.plan(cell_table.lookup(cell).code, H, H, DTYPES[dtype]).split
             regime = "split" if split else "fused"
             for training in (False, True):
                 T = (3, 6)

@@ -2,7 +2,7 @@
 
 The timed part is what second order adds after the forward pass: g = grad(loss, x,
 create_graph=True), then backward of |g|^2 to every parameter. tritonrnn does it on its
-differentiable path (tritonrnn/autograd.py: recompute with torch ops, one Python step per
+differentiable path (tritonrnn/ops.py: recompute with torch ops, one Python step per
 timestep), so it costs about what torch.nn's own step-by-step path costs; cuDNN has no double
 backward, so on CUDA torch.nn runs with cuDNN off. The forward pass is not timed (on CPU
 tritonrnn's runs under Triton's interpreter).

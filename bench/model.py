@@ -36,7 +36,6 @@ from bench.shapes import ANCHOR, ANCHOR_REFERENCE_MS, DEEPBENCH_TARGET_MAX_BATCH
 
 ARCH = {"H100": 90, "H200": 90}
 CALIBRATION_DIR = os.path.join(os.path.dirname(__file__), "calibration")
-GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 # -- one step ---------------------------------------------------------------------------------
@@ -85,12 +84,11 @@ def regime_jobs(cell, hidden, dtype, arch):
     """(regime text, forward job, backward job) the launcher would run for a unidirectional
     layer of `cell` with I = H = `hidden` on a GPU of arch `arch` (its SM count from the
     compile report), default plan (the shipped tuning table is consulted as the report does)."""
-    from tritonrnn.kernels import config
-    from tritonrnn.kernels.cells import CELL_CODES
+    from tritonrnn.kernels import cells, config, dtypes
     from bench.compile_report import SMS
-    code = CELL_CODES[cell]
-    torch_dtype = config.torch_dtype(dtype)
-    with config.tf32_for(dtype):
+    code = cells.lookup(cell).code
+    torch_dtype = dtypes.torch_dtype(dtype)
+    with dtypes.tf32_for(dtype):
         plan = config.default_plan(code, hidden, hidden, torch_dtype)
         slices = -(-hidden // plan.block_h)
         if not plan.split:
@@ -122,7 +120,8 @@ def gemm_ms(flops, consts):
 def sequence_ms(cell, batch, hidden, seq, forward, backward, consts):
     """{"forward": (low, high), "forward+backward": (low, high)} in ms, and the parts."""
     sms = consts["sms"][0]
-    flops_in = 2.0 * seq * batch * hidden * GATES[cell] * hidden  # x @ W_ih^T, I = H
+    from tritonrnn.kernels import cells
+    flops_in = 2.0 * seq * batch * hidden * cells.lookup(cell).gates * hidden  # x @ W_ih^T, I = H
     fwd_step = step_us(forward, consts)
     bwd_step = step_us(backward, consts)
     waves_f = _waves(forward, batch, sms)

@@ -14,8 +14,11 @@ Every model maps time-major input x [T, B, I] to y [T, B, D*H] (D directions).
 import torch
 from torch import nn
 
+from tritonrnn.kernels.dtypes import torch_dtype
+
 PROVIDERS = ("tritonrnn", "torch", "loop", "loop_compiled")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The dtypes benchmarks run (torch dtypes from the one naming table, kernels/dtypes.py).
+DTYPES = {name: torch_dtype(name) for name in ("fp32", "fp16", "bf16")}
 
 _TORCH_LAYER = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
 _TORCH_CELL = {"LSTM": nn.LSTMCell, "GRU": nn.GRUCell, "RNN_TANH": nn.RNNCell,

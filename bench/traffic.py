@@ -9,20 +9,18 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import torch  # noqa: E402
 
-from tritonrnn.kernels import config, forward, launches, traffic  # noqa: E402
-from tritonrnn.kernels.cells import CELL_CODES, GATES, SAVED  # noqa: E402
+from tritonrnn.kernels import cells, config, forward, testing  # noqa: E402
 
 
 def measure(cell, H, B, T, P=0, training=False, dtype=torch.float16):
     """(launches, Traffic) of one forward recurrence, one direction, no lengths."""
-    G, K = GATES[CELL_CODES[cell]], P or H
+    G, K = cells.lookup(cell).gates, P or H
     xp = torch.randn(T, B, 1, G, H, dtype=dtype)
     whh = torch.randn(1, G * H, K, dtype=dtype)
     whr = torch.randn(1, K, H, dtype=dtype) if P else None
-    launches.reset()
-    with traffic.count_traffic() as moved:
+    with testing.count_launches() as launched, testing.count_traffic() as moved:
         forward(xp, whh, None, whr, None, None, None, cell, training)
-    return launches.total(), moved
+    return sum(launched.values()), moved
 
 
 def per_step(cell, H, B, P=0, training=False, dtype=torch.float16, T=(3, 6)):
@@ -30,10 +28,11 @@ def per_step(cell, H, B, P=0, training=False, dtype=torch.float16, T=(3, 6)):
     loads drop out) and the lower bound per step."""
     (n1, a), (n2, b) = (measure(cell, H, B, t, P, training, dtype) for t in T)
     elt = torch.empty((), dtype=dtype).element_size()
-    G, K = GATES[CELL_CODES[cell]], P or H
+    kind = cells.lookup(cell)
+    G, K = kind.gates, P or H
     bound = B * (G * H + K) * elt
     if training:  # activations (and c) backward needs
-        bound += B * (SAVED[CELL_CODES[cell]] + (cell == "LSTM")) * H * elt
+        bound += B * (kind.saved + kind.has_c) * H * elt
     return (n1, n2), (b.total - a.total) / (T[1] - T[0]), bound
 
 
@@ -44,7 +43,8 @@ def main():
     for cell, H, P in [("LSTM", 64, 0), ("LSTM", 128, 0), ("LSTM", 128, 32), ("GRU", 128, 0),
                        ("RNN_TANH", 128, 0), ("LSTM", 256, 0)]:
         for training in (False, True):
-            regime = "split" if config.plan(CELL_CODES[cell], H, P or H, torch.float16).split else "fused"
+            plan = config.plan(cells.lookup(cell).code, H, P or H, torch.float16)
+            regime = "split" if plan.split else "fused"
             n, per, bound = per_step(cell, H, 16, P, training)
             print(f"{cell:9}{H:>6}{P:>4}{'train' if training else 'infer':>10}{regime:>8}"
                   f"{f'{n[0]}/{n[1]}':>16}{per:>12.0f}{bound:>10}{per / bound:>7.2f}")

@@ -10,7 +10,8 @@ Candidates come from tritonrnn.kernels.config.candidates, which already leaves o
 configurations the compile report found spilling or over the shared-memory limit
 (kernels/pruned_configs.json); --dry-run lists both. Each candidate is timed as one
 training step of the recurrence alone (forward with saved activations, then backward), the
-way a layer runs it, with CUDA events after warm-up; the median decides.
+way a layer runs it, with the benchmark's CUDA-event timer (bench/timing.py: warm-up, L2
+cleared before each sample); the median decides.
 Without a CUDA GPU this exits with status 2 unless --dry-run is given.
 """
 import argparse
@@ -20,9 +21,9 @@ import sys
 
 import torch
 
+from bench.timing import CudaEventTimer
 from tritonrnn import tuning
-from tritonrnn.kernels import backward, config, forward
-from tritonrnn.kernels.cells import CELL_CODES, GATES
+from tritonrnn.kernels import backward, cells, config, dtypes, forward
 
 DEFAULT_CELLS = ("LSTM", "GRU", "RNN_TANH")
 DEFAULT_DTYPES = ("fp16", "bf16", "tf32", "fp32")
@@ -37,26 +38,9 @@ def all_plans(cell, hidden, width, dtype):
             for p in config.candidates(cell, hidden, width, dtype, include_pruned=True)]
 
 
-def cuda_timer(fn, warmup=3, reps=10):
-    """Milliseconds per call of fn(): CUDA events around each rep, after warm-up."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return times
-
-
 def training_step(cell, hidden, width, dtype, batch, seq, device):
     """A closure running forward (training) + backward of one recurrence on fresh inputs."""
-    code = CELL_CODES[cell]
-    G = GATES[code]
+    G = cells.lookup(cell).gates
     scale = hidden ** -0.5
     xp = torch.randn(seq, batch, 1, G, hidden, device=device, dtype=dtype)
     whh = (torch.randn(1, G * hidden, width, device=device) * scale).to(dtype)
@@ -85,22 +69,23 @@ def pick(plans, measure):
     return best, medians[best], medians
 
 
-def tune(cells, dtypes, hiddens, batches, seq, device_name, measure_factory, progress=print):
+def tune(cell_names, dtype_names, hiddens, batches, seq, device_name, measure_factory,
+         progress=print):
     """Tuning-table entries for every (cell, dtype, hidden, batch bucket).
 
     measure_factory(cell, hidden, width, dtype, batch) -> measure(plan) -> list of ms; the
     tests inject a fake one, the command line times on the GPU."""
     entries = []
-    for cell in cells:
-        code = CELL_CODES[cell]
-        for dname in dtypes:
-            dtype = config.torch_dtype(dname)
+    for cell in cell_names:
+        code = cells.lookup(cell).code
+        for dname in dtype_names:
+            dtype = dtypes.torch_dtype(dname)
             for hidden in hiddens:
-                with config.tf32_for(dname):
+                with dtypes.tf32_for(dname):
                     plans = config.candidates(code, hidden, hidden, dtype)
                 for batch in batches:
                     measure = measure_factory(cell, hidden, hidden, dtype, batch)
-                    with config.tf32_for(dname):  # fp32 and TF32 time different kernels
+                    with dtypes.tf32_for(dname):  # fp32 and TF32 time different kernels
                         best, ms, medians = pick(plans, measure)
                     progress(f"  {cell:8} {dname} H={hidden:<5} B={batch:<4} "
                              f"{len(medians)}/{len(plans)} timed -> "
@@ -117,17 +102,21 @@ def tune(cells, dtypes, hiddens, batches, seq, device_name, measure_factory, pro
 
 
 def _gpu_measure_factory(seq, device):
+    # The benchmark's timer (bench/timing.py): CUDA events around each call after warm-up,
+    # L2 cleared before each sample; a fixed 10 samples per plan.
+    timer = CudaEventTimer(warmup=3, min_reps=10, max_reps=10)
+
     def factory(cell, hidden, width, dtype, batch):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and config.split_layout(plan, CELL_CODES[cell], hidden, width, dtype,
-                                                  config.device_limits(device)).plan != plan:
+            if plan.split and config.split_layout(plan, cells.lookup(cell).code, hidden, width,
+                                                  dtype, config.device_limits(device)).plan != plan:
                 # More hidden slices than SMs: the launcher would run config.multi_slice_plan
                 # instead, so the time would not be this plan's.
                 raise ValueError("more hidden slices than SMs")
             with config.force_plan(plan):
-                return cuda_timer(step)
+                return timer(lambda _: step(), [None])
         return measure
     return factory
 
@@ -154,16 +143,16 @@ def main(argv=None):
     parser.add_argument("--dry-run", action="store_true",
                         help="no timing: list each shape's candidates and the pruned ones")
     args = parser.parse_args(argv)
-    cells, dtypes = args.cells.split(","), args.dtypes.split(",")
+    cell_names, dtype_names = args.cells.split(","), args.dtypes.split(",")
     hiddens, batches = _ints(args.hidden), _ints(args.batch)
 
     if args.dry_run:
-        for cell in cells:
-            for dname in dtypes:
+        for cell in cell_names:
+            for dname in dtype_names:
                 for hidden in hiddens:
-                    with config.tf32_for(dname):
-                        plans = all_plans(CELL_CODES[cell], hidden, hidden,
-                                          config.torch_dtype(dname))
+                    with dtypes.tf32_for(dname):
+                        plans = all_plans(cells.lookup(cell).code, hidden, hidden,
+                                          dtypes.torch_dtype(dname))
                     kept = sum(not pruned for _, pruned in plans)
                     print(f"{cell:8} {dname} H={hidden}: {kept} candidates, "
                           f"{len(plans) - kept} pruned")
@@ -178,7 +167,7 @@ def main(argv=None):
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
     print(f"tuning on {name}, T={args.seq}", flush=True)
-    entries = tune(cells, dtypes, hiddens, batches, args.seq, name,
+    entries = tune(cell_names, dtype_names, hiddens, batches, args.seq, name,
                    _gpu_measure_factory(args.seq, device),
                    progress=lambda line: print(line, flush=True))
     path = tuning.SHIPPED_TABLE if args.ship else (args.out or tuning.user_table_path())

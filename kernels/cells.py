@@ -1,13 +1,17 @@
 """Cell math as small @triton.jit functions, shared by every recurrence kernel.
 
 All arguments are fp32 (or fp64) tiles of shape [BLOCK_B, BLOCK_H]. Cell codes:
-0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n).
+0 RNN tanh, 1 RNN relu, 2 LSTM (gates i, f, g, o), 3 GRU (gates r, z, n). The cell table
+(CELLS below: name, code, gates, saved activations, c, projection) is the one description
+of a cell that the rest of tritonrnn reads.
 
 Saved activations ("acts", used by backward), per cell:
   RNN: none (its activation is h, which backward reads from the output y);
   LSTM: i, f, g, o (after their nonlinearities);
   GRU: r, z, n, and hn = W_hn h + b_hn (needed for dr).
 """
+from dataclasses import dataclass
+
 import triton
 import triton.language as tl
 
@@ -16,9 +20,55 @@ RNN_RELU = 1
 LSTM = 2
 GRU = 3
 
-CELL_CODES = {"RNN_TANH": RNN_TANH, "RNN_RELU": RNN_RELU, "LSTM": LSTM, "GRU": GRU}
-GATES = {RNN_TANH: 1, RNN_RELU: 1, LSTM: 4, GRU: 3}
-SAVED = {RNN_TANH: 0, RNN_RELU: 0, LSTM: 4, GRU: 4}
+
+@dataclass(frozen=True)
+class Cell:
+    """One kind of recurrent cell, as every layer of tritonrnn names it.
+
+    name: torch.nn's mode string ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"), or "LSTM_PROJ" for
+    an LSTM with proj_size (the compile report's and the pruned list's name for it);
+    code: the kernels' CELL constexpr; gates: G; saved: S, activations training saves per
+    step; has_c: carries a cell state c; projects: h = W_hr (o * tanh(c)), K = proj_size."""
+    name: str
+    code: int
+    gates: int
+    saved: int
+    has_c: bool
+    projects: bool = False
+
+    @property
+    def mode(self):
+        """torch.nn's mode string (a projecting LSTM is an "LSTM" to torch.nn and the kernels)."""
+        return "LSTM" if self.projects else self.name
+
+
+# The cell table: every other description of a cell (the maps below, the layers, the
+# reference loop, the tuner, the compile report, the tests) is read from it.
+CELLS = (Cell("RNN_TANH", RNN_TANH, gates=1, saved=0, has_c=False),
+         Cell("RNN_RELU", RNN_RELU, gates=1, saved=0, has_c=False),
+         Cell("LSTM", LSTM, gates=4, saved=4, has_c=True),
+         Cell("GRU", GRU, gates=3, saved=4, has_c=False))
+_PROJECTING_LSTM = Cell("LSTM_PROJ", LSTM, gates=4, saved=4, has_c=True, projects=True)
+_BY_NAME = {c.name: c for c in CELLS + (_PROJECTING_LSTM,)}
+_BY_CODE = {c.code: c for c in CELLS}
+
+
+def lookup(key, proj=False):
+    """The Cell of a name ("LSTM", "LSTM_PROJ", ...), kernel code or Cell; with `proj` the
+    projecting form of an LSTM."""
+    found = key if isinstance(key, Cell) else (_BY_NAME[key] if isinstance(key, str)
+                                               else _BY_CODE[key])
+    if proj and not found.projects:
+        if found.code != LSTM:
+            raise ValueError(f"only an LSTM projects, not {found.name}")
+        return _PROJECTING_LSTM
+    return found
+
+
+# Views of the table keyed the way the launchers look them up (by name, by code).
+CELL_CODES = {c.name: c.code for c in CELLS}
+GATES = {c.code: c.gates for c in CELLS}
+SAVED = {c.code: c.saved for c in CELLS}
 
 
 @triton.jit

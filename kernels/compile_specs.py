@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import triton.language as tl
 
-from .cells import CELL_CODES, GATES, LSTM, SAVED
+from . import cells, dtypes
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .split import split_backward_kernel, split_forward_kernel
 
@@ -23,8 +23,6 @@ MAIN_FORMS = ("fused_forward", "fused_backward", "split_forward", "split_backwar
 MULTI_SLICE_FORMS = ("split_forward_multi", "split_backward_multi")
 KERNEL_FORMS = MAIN_FORMS + MULTI_SLICE_FORMS
 
-_TL = {"fp32": tl.float32, "tf32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16,
-       "fp64": tl.float64}
 _INT_POINTERS = {"len_ptr", "sync_ptr"}
 # The split kernels' carried state, partial products and exchanged dh: ACC_DTYPE buffers.
 _ACC_POINTERS = {"c_ptr", "h_ptr", "parts_ptr", "dhx_ptr", "dc_ptr", "dh_ptr"}
@@ -47,11 +45,11 @@ def split_layout_for(form, cell, dtype, config, hidden, width, arch, programs=No
     from that architecture's shared memory), with `programs` per group (default: one per
     hidden slice)."""
     from . import config as plans
-    code = CELL_CODES["LSTM" if cell == "LSTM_PROJ" else cell]
+    code = cells.lookup(cell).code
     plan = plans.Plan(**config)
     n_slices = -(-hidden // plan.block_h)
-    with plans.tf32_for(dtype):
-        res, res_proj = plans.resident_chunks(code, plan, hidden, width, plans.torch_dtype(dtype),
+    with dtypes.tf32_for(dtype):
+        res, res_proj = plans.resident_chunks(code, plan, hidden, width, dtypes.torch_dtype(dtype),
                                               plans.SHARED_PER_BLOCK[arch // 10])
     return plans.SplitLayout(plan, programs or n_slices, n_slices, res, res_proj)
 
@@ -60,14 +58,14 @@ def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
     """(jit function, constexprs, launch options) of `form`: the heaviest flags it runs with;
     the split forms' tiles and options from the launcher's own split_meta."""
     from .recurrence import split_meta
-    proj = cell == "LSTM_PROJ"
-    code = CELL_CODES["LSTM" if proj else cell]
+    kind = cells.lookup(cell)
+    code = kind.code
     acc = tl.float64 if dtype == "fp64" else tl.float32
-    common = dict(CELL=code, G=GATES[code], S=SAVED[code], PROJ=proj, VARLEN=True,
-                  BLOCK_B=config["block_b"], DOT_DTYPE=_TL[dtype], ACC_DTYPE=acc,
-                  PRECISION="tf32" if dtype == "tf32" else "ieee")
-    has_bhn = cell == "GRU"
-    lstm = code == LSTM  # only LSTM has c: the launchers pass c0, dc_n for it alone
+    common = dict(CELL=code, G=kind.gates, S=kind.saved, PROJ=kind.projects, VARLEN=True,
+                  BLOCK_B=config["block_b"], DOT_DTYPE=dtypes.tl_dtype(dtype), ACC_DTYPE=acc,
+                  PRECISION="tf32" if dtypes.DTYPES[dtype].tf32 else "ieee")
+    has_bhn = kind.name == "GRU"
+    lstm = kind.has_c  # only LSTM has c: the launchers pass c0, dc_n for it alone
     fused_options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
     if form == "fused_forward":
         return fused_forward_kernel, dict(
@@ -113,8 +111,7 @@ def kernel_call(form, cell, dtype, config, hidden, width, batch=16, directions=1
     from . import config as plans
     fn, constexprs, options = _constexprs(form, cell, dtype, config, hidden, width, arch,
                                           programs)
-    element = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
-               "bf16": torch.bfloat16, "fp64": torch.float64}[dtype]
+    element = dtypes.torch_dtype(dtype)
     acc = torch.float64 if dtype == "fp64" else torch.float32
     slices = -(-hidden // config["block_h"])
     sizes = dict(T=steps, B=batch, H=hidden, K=width, D=directions,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from .cells import GATES
+# The dtype names live in kernels/dtypes.py; these are used by the plans below.
+from .dtypes import math_dtype_name, tf32_for, torch_dtype  # noqa: F401
 
 # Triton reads TRITON_INTERPRET when each kernel is defined, so this is fixed at import.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -75,28 +77,6 @@ class Plan:
     def as_dict(self):
         return dict(split=self.split, block_b=self.block_b, block_h=self.block_h,
                     block_k=self.block_k, num_warps=self.num_warps, num_stages=self.num_stages)
-
-
-def math_dtype_name(dtype):
-    """Name of the matmul arithmetic a recurrence on `dtype` tensors uses: fp32 tensors run
-    TF32 matmuls when torch.backends.cudnn.allow_tf32 is set (torch's default for its
-    recurrent layers), which compiles to different kernels."""
-    if dtype == torch.float32:
-        return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
-    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}[dtype]
-
-
-@contextlib.contextmanager
-def tf32_for(name):
-    """Within: fp32 tensors use the arithmetic `name` says ("tf32" on, "fp32" off); other
-    names leave the switch alone."""
-    saved = torch.backends.cudnn.allow_tf32
-    if name in ("fp32", "tf32"):
-        torch.backends.cudnn.allow_tf32 = name == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved
 
 
 def default_plan(cell, hidden, width, dtype):
@@ -170,15 +150,6 @@ def _multi_slice_plan(cell, hidden, width, dtype, math_name):
 
 
 # -- the launch configurations the library can select --------------------------------------
-
-_TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
-                 "bf16": torch.bfloat16, "fp64": torch.float64}
-
-
-def torch_dtype(name):
-    """torch dtype of a report/tuning dtype name ("tf32" is fp32 tensors, TF32 matmuls)."""
-    return _TORCH_DTYPES[name]
-
 
 def fits_on_chip(cell, hidden, width, dtype):
     """Whether one program can hold all of W_hh (and W_hr): the fused regime."""

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 import tritonrnn
+from tritonrnn.kernels import cells
 
 KINDS = ("rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru")
 MODE = {"rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU", "lstm": "LSTM", "lstm_proj": "LSTM",
         "gru": "GRU"}
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 WEIGHT_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr")
 
 
@@ -66,7 +66,7 @@ def make_problem(mode, T, B, I, H, P=0, D=1, bias=True, h0=False, lengths=None):
     """Random problem. Weights uniform in +-1/sqrt(H) as torch.nn initialises them; h0/c0
     standard normal when requested; lengths a sequence of B ints (any order) or None."""
     f64 = torch.float64
-    G = GATES[mode]
+    G = cells.lookup(mode).gates
     K = P or H
     k = H ** -0.5
     u = lambda *shape: (torch.rand(*shape, dtype=f64) * 2 - 1) * k  # noqa: E731

@@ -19,11 +19,14 @@ import torch
 _CUDA = torch.cuda.is_available()
 if "TRITON_INTERPRET" not in os.environ and not _CUDA:
     os.environ["TRITON_INTERPRET"] = "1"
-# Kernel launchers fill fresh outputs with NaN (read at call time): an element a kernel forgot
-# to write then fails every comparison instead of passing by luck.
+# Kernel launchers fill fresh outputs with NaN (kernels/testing.py turns this on when it is
+# imported with TRITONRNN_POISON=1): an element a kernel forgot to write then fails every
+# comparison instead of passing by luck.
 os.environ["TRITONRNN_POISON"] = "1"
 
 import pytest  # noqa: E402
+
+import tritonrnn.kernels.testing  # noqa: E402,F401  (switches poisoning on)
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 

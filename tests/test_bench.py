@@ -12,6 +12,10 @@ from bench import records, shapes, summary
 from bench.measure import measure_case
 from bench.timing import choose_reps, input_set_count, percentile, summarize
 
+# The library's tests need no plotting library; the plot tests need the bench extra, which
+# run_tests.sh installs.
+NO_PLOTS = "the plot tests need matplotlib: pip install -e '.[bench]' (run_tests.sh does)"
+
 # -- statistics -----------------------------------------------------------------------------------
 
 
@@ -267,7 +271,7 @@ def test_targets_verdicts():
 @pytest.fixture
 def titles(monkeypatch):
     """Records the title of every figure saved."""
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = pytest.importorskip("matplotlib", reason=NO_PLOTS)
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
@@ -417,5 +421,5 @@ def test_cpu_run_end_to_end_reports_no_time(tmp_path, capsys):
     assert {r["run_kind"] for r in rows} == {records.CPU_INTERPRETER}
     fused = [r for r in rows if r["metric"] == "launches_per_sequence" and r["hidden"] == "64"]
     assert {r["value"] for r in fused} == {"1"}  # one launch per sequence, whatever T
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason=NO_PLOTS)
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"agreement.png", "traffic.png"}

@@ -9,9 +9,11 @@ inside its time loop and at most 1.1x (h_{t-1} in fp16 + its input projection + 
 step, and use wgmma (HGMMA) on sm_90.
 
 Known gaps (the "resident weights" issue, open): these records spill, and are asserted to
-be the only ones that do, so that a new spill fails here. The split backward on sm_80
-(mma.sync holds the transposed W operand in registers), and the projected LSTM's split
-kernels (its W_hr rows are a second resident operand; forward 16 B on sm_90). fp32/TF32
+be the only ones that do, so that a new spill fails here. Under triton 3.9: the split
+backward on sm_80 (mma.sync holds the transposed W operand in registers) and the projected
+LSTM's split kernels (its W_hr rows are a second resident operand; forward 16 B on sm_90).
+Under triton 3.6 (the GPU image's): every split backward, on both architectures (up to
+11 KB at LSTM H = 768); its split forwards are clean. fp32/TF32
 split plans, the multi-slice forms and H = 2048 (which streams part of W) spill too; they
 are not in this subset (README, "Performance"). CI runs this under the newest and the
 oldest supported Triton (.ci/floor). Runs in a subprocess because kernels defined under
@@ -23,11 +25,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tritonrnn.kernels import cells, pruning
+
 KEYS = {"kernel", "arch", "dtype", "config", "hidden_size", "registers", "spills_bytes",
         "shared_bytes", "shared_limit", "tensor_cores"}
-KNOWN_SPILLS = {("sm_80", "split_backward", "LSTM"), ("sm_80", "split_backward", "GRU"),
-                ("sm_80", "split_backward", "LSTM_PROJ"), ("sm_90", "split_backward", "LSTM_PROJ"),
-                ("sm_90", "split_forward", "LSTM_PROJ")}
+KNOWN_SPILLS = {  # by Triton "major.minor"
+    "3.9": {("sm_80", "split_backward", "LSTM"), ("sm_80", "split_backward", "GRU"),
+            ("sm_80", "split_backward", "LSTM_PROJ"), ("sm_90", "split_backward", "LSTM_PROJ"),
+            ("sm_90", "split_forward", "LSTM_PROJ")},
+    "3.6": {(arch, "split_backward", cell) for arch in ("sm_80", "sm_90")
+            for cell in ("LSTM", "LSTM_PROJ", "GRU", "RNN_TANH")},
+}
 
 
 def test_shipped_configs_compile_clean(tmp_path):
@@ -44,7 +52,7 @@ def test_shipped_configs_compile_clean(tmp_path):
     failing = {(r["arch"], r["kernel"], r["cell"]): r.get("error") or r["spills_bytes"]
                for r in records if not r["ok"]}
     assert all(not r.get("error") for r in records), failing
-    assert set(failing) <= KNOWN_SPILLS, failing
+    assert set(failing) <= KNOWN_SPILLS.get(pruning.triton_version_key(), set()), failing
     assert {r["arch"] for r in records} == {"sm_90", "sm_80"}
     for r in records:
         assert KEYS <= r.keys()
@@ -75,7 +83,7 @@ def _check_time_loop(r):
     assert step["unknown_trip_loops"] == [], where  # every nested loop's trip count known
     width = r["proj_size"] or r["hidden_size"]
     block_b = r["config"]["block_b"]
-    gates = {"LSTM": 4, "LSTM_PROJ": 4, "GRU": 3, "RNN_TANH": 1}[r["cell"]]
+    gates = cells.lookup(r["cell"]).gates
     assert step["stg_bytes"] > 0 and step["stg_instr"] > 0, where
     assert step["hmma_instr"] + step["hgmma_instr"] > 0, where
     if r["kernel"].startswith("split"):

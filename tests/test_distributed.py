@@ -5,7 +5,9 @@ replaced the way FSDP1's flat-parameter mode does it (one flat buffer, each para
 into it) are read where they are now, never through a stale cached pointer.
 
 The worker processes inherit TRITON_INTERPRET=1 from this process (tests/conftest.py sets it
-before anything imports triton), so the kernels under test are ours, run by the interpreter.
+before anything imports triton), so the kernels under test are ours, run by the interpreter;
+they also inherit TRITONRNN_POISON=1, and importing kernels/testing.py here (each worker
+imports this module) turns NaN poisoning on in them as in the test session.
 """
 import os
 
@@ -16,6 +18,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import tritonrnn
+import tritonrnn.kernels.testing  # noqa: F401  (poisons fresh outputs in the workers too)
 from tests.tolerances import assert_close
 
 WORLD = 2

@@ -1,6 +1,6 @@
 """Double backward (second-order gradients) through every class, in float64.
 
-A backward pass with create_graph=True takes tritonrnn/autograd.py's differentiable path
+A backward pass with create_graph=True takes the differentiable path of tritonrnn/ops.py
 (recompute with torch ops, then differentiate); a plain backward stays on the kernels. Checked:
 - torch.autograd.gradgradcheck (fast mode) on small cases: every cell, projection,
   bidirectional, two layers, packed input, given initial states, and the three cells;

@@ -48,15 +48,15 @@ def _pair(name, **kwargs):
 def kernel_launches(monkeypatch):
     """A list that grows by one per recurrence_forward call (one per layer or cell step): the
     kernels ran, not a torch.nn fallback."""
-    import tritonrnn.autograd
+    import tritonrnn.functional
     calls = []
-    op = tritonrnn.autograd.recurrence_forward
+    op = tritonrnn.functional.recurrence_forward
 
     def counted(*args):
         calls.append(args[7])
         return op(*args)
 
-    monkeypatch.setattr(tritonrnn.autograd, "recurrence_forward", counted)
+    monkeypatch.setattr(tritonrnn.functional, "recurrence_forward", counted)
     return calls
 
 

@@ -109,17 +109,17 @@ def test_torchscript_based_onnx_exporter_too(case):
 def test_onnx_export_leaves_the_eager_model_on_the_kernels(case):
     """The export switches paths only while it records: afterwards the model runs the kernels
     again."""
-    import tritonrnn.autograd
+    import tritonrnn.functional
     _, tri = _pair(case)
     x = _example(tri)
     _onnx(tri, x)
     calls = []
-    op = tritonrnn.autograd.recurrence_forward
+    op = tritonrnn.functional.recurrence_forward
     try:
-        tritonrnn.autograd.recurrence_forward = lambda *a: calls.append(a) or op(*a)
+        tritonrnn.functional.recurrence_forward = lambda *a: calls.append(a) or op(*a)
         tri(x)
     finally:
-        tritonrnn.autograd.recurrence_forward = op
+        tritonrnn.functional.recurrence_forward = op
     assert calls
 
 

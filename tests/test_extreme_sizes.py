@@ -16,7 +16,7 @@ import torch
 import tritonrnn
 from tests.common import KINDS, cell_pair, flat_state, layer_pair, proj_for
 from tests.tolerances import assert_all_close
-from tritonrnn.kernels import config, launches, recurrence
+from tritonrnn.kernels import config, recurrence, testing
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -267,15 +267,15 @@ def test_long_sequence_on_gpu(mode, regime, monkeypatch):
     x = torch.randn(100_000, 2, 2, device="cuda")
     if regime == "split":  # the exchange-synchronised form, one launch for all steps
         monkeypatch.setattr(config, "_forced_split", config.ForcedSplit(16))
-    launches.reset()
     outs = {}
-    for name, mod in (("ref", ref), ("tri", tri)):
-        xi = x.clone().requires_grad_()
-        y, state = mod(xi)
-        (y.sum() + sum(s.sum() for s in flat_state(state))).backward()
-        outs[name] = {"y": y, "h_n": flat_state(state)[0], "grad x": xi.grad}
-    assert launches.counts[f"{regime}_forward"] == 1
-    assert launches.counts[f"{regime}_backward"] == 1
+    with testing.count_launches() as launched:
+        for name, mod in (("ref", ref), ("tri", tri)):
+            xi = x.clone().requires_grad_()
+            y, state = mod(xi)
+            (y.sum() + sum(s.sum() for s in flat_state(state))).backward()
+            outs[name] = {"y": y, "h_n": flat_state(state)[0], "grad x": xi.grad}
+    assert launched[f"{regime}_forward"] == 1
+    assert launched[f"{regime}_backward"] == 1
     assert_all_close("", outs["tri"], outs["ref"], "tf32")
 
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.common import KINDS, MODE, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
-from tritonrnn import functional, reference
+from tritonrnn import functional, native, reference
 from tritonrnn.kernels import config
 from tritonrnn.kernels.config import force_split
 
@@ -165,3 +165,17 @@ def test_padded_steps_exactly_zero(kind, split):
     # and the valid part was computed (ReLU outputs legitimately include exact zeros)
     valid = outs["y"][~past]
     assert (valid != 0).any() if kind == "rnn_relu" else (valid != 0).all()
+
+
+@pytest.mark.parametrize("config", [pytest.param(c, id=c[0]) for c in CONFIGS])
+@pytest.mark.parametrize("kind", KINDS)
+def test_native_fallback_matches_reference(kind, config):
+    """Where the kernels cannot run, recurrent_layer runs torch's own implementation
+    (tritonrnn/native.py, the modules' fallback too): the same contract, lengths in any
+    order, every gradient."""
+    _, T, B, I, H, D, h0, lengths, bias = config
+    prob = make_problem(MODE[kind], T, B, I, H, _proj(kind, H), D, bias, h0, lengths)
+    outs, grads = run_layer(native.recurrent_layer, prob, F64)
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)

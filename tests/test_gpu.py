@@ -10,7 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from tests.common import KINDS, MODE, flat_state, layer_pair, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import config, launches
+from tritonrnn.kernels import config, dtypes, testing
 from tritonrnn.kernels.cells import CELL_CODES
 from tritonrnn.kernels.config import force_split
 
@@ -79,8 +79,7 @@ SIZES = [(5, None), (64, None), (129, None), (300, None), (1024, None), (2048, N
 EVERY_DTYPE = [(5, None), (300, None), (40, 16)]
 CASES = [pytest.param(h, s, dt, id=f"H{h}" + (f"-split{s}" if s else "") + f"-{name}")
          for h, s in SIZES
-         for dt, name in ((torch.float32, "fp32"), (torch.float16, "fp16"),
-                          (torch.bfloat16, "bf16"), (torch.float64, "fp64"))
+         for name in ("fp32", "fp16", "bf16", "fp64") for dt in (dtypes.torch_dtype(name),)
          if dt == torch.float32 or (h, s) in EVERY_DTYPE]
 
 
@@ -91,9 +90,9 @@ def test_functional_cuda(kind, H, split, dtype):
                         else 0, D=2, h0=True,
                         lengths=tuple(1 + (5 * b) % 12 for b in range(19))).rounded(dtype)
     with force_split(split) if split else contextlib.nullcontext():
-        launches.reset()
-        outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
-        assert launches.total() > 0
+        with testing.count_launches() as launched:
+            outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
+        assert sum(launched.values()) > 0
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, torch.float64)
     assert_all_close("", outs, ref_outs, dtype)
     if _compare_grads(kind, dtype):
@@ -117,9 +116,9 @@ def test_split_multi_slice_cuda(kind, dtype, monkeypatch):
     assert layout.plan.split and layout.progs == 2 < layout.n_slices, layout
     prob = make_problem(MODE[kind], T=9, B=40, I=13, H=H, P=P, D=2, h0=True,
                         lengths=tuple(1 + (5 * b) % 9 for b in range(40))).rounded(dtype)
-    launches.reset()
-    outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
-    assert launches.counts["split_forward"] == 1 and launches.counts["split_backward"] == 1
+    with testing.count_launches() as launched:
+        outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=CUDA)
+    assert launched["split_forward"] == 1 and launched["split_backward"] == 1
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, torch.float64)
     assert_all_close("", outs, ref_outs, dtype)
     if _compare_grads(kind, dtype):

@@ -12,12 +12,12 @@ from tests.common import MODE, make_problem, proj_for, run_layer
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
 from tritonrnn.kernels import config
+from tritonrnn.kernels import dtypes
 from tritonrnn.kernels.cells import CELL_CODES
 
 pytestmark = pytest.mark.gpu
 
-DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
-          "bf16": torch.bfloat16}
+DTYPES = {name: dtypes.torch_dtype(name) for name in ("fp32", "tf32", "fp16", "bf16")}
 
 
 def _cases():

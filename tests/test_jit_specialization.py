@@ -12,7 +12,7 @@ import torch
 
 from bench.compile_report import job_call
 from bench.jit_specialization import bind_launch, by_name, specialize
-from tritonrnn.kernels import config, recurrence
+from tritonrnn.kernels import cells, config, recurrence
 from tritonrnn.kernels.cells import CELL_CODES
 
 ARCH = 90
@@ -57,7 +57,7 @@ def launcher_calls(monkeypatch, request):
 def _forward(cell, T, B, H, K, dtype):
     """Launch the forward recurrence with every optional input (the report's heaviest form);
     K < H: LSTM with a projection to K."""
-    G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
+    G = cells.lookup(cell).gates
     t = lambda *shape: torch.randn(*shape, dtype=dtype)  # noqa: E731
     with pytest.raises(_Launched):
         recurrence.forward(t(T, B, 1, G, H), t(1, G * H, K), t(1, H) if cell == "GRU" else None,
@@ -67,8 +67,8 @@ def _forward(cell, T, B, H, K, dtype):
 
 
 def _backward(cell, T, B, H, K, dtype):
-    G = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1}[cell]
-    S = {"LSTM": 4, "GRU": 4, "RNN_TANH": 1}[cell]
+    G = cells.lookup(cell).gates
+    S = max(1, cells.lookup(cell).saved)  # RNN saves none: a 1-wide buffer stands in
     t = lambda *shape: torch.randn(*shape, dtype=dtype)  # noqa: E731
     lstm = cell == "LSTM"
     with pytest.raises(_Launched):

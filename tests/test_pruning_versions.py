@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from bench import prune_rules
 from tritonrnn.kernels import config, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
@@ -67,10 +68,10 @@ def test_add_version_entries(tmp_path, monkeypatch):
                config=dict(split=True, block_b=16, block_h=64, block_k=64, num_warps=2,
                            num_stages=1))
     try:
-        assert pruning.add_version_entries([outright, new], "cmd a", "3.7") == 1
-        assert pruning.add_version_entries([new], "cmd b", "3.7") == 0  # no duplicate
+        assert prune_rules.add_version_entries([outright, new], "cmd a", "3.7") == 1
+        assert prune_rules.add_version_entries([new], "cmd b", "3.7") == 0  # no duplicate
         widened = dict(new, forms="all")
-        assert pruning.add_version_entries([widened], "cmd c", "3.7") == 0
+        assert prune_rules.add_version_entries([widened], "cmd c", "3.7") == 0
         table = json.loads(path.read_text())["versions"]
         assert table["9.9"] == {"generated_by": ["x"], "configs": []}
         assert table["3.7"]["configs"] == [widened]

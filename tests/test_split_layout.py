@@ -9,7 +9,7 @@ the GPU's in test_gpu."""
 import pytest
 import torch
 
-from tritonrnn.kernels import config, pruning
+from tritonrnn.kernels import config, dtypes, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
 LSTM, GRU, RNN = CELL_CODES["LSTM"], CELL_CODES["GRU"], CELL_CODES["RNN_TANH"]
@@ -65,7 +65,7 @@ def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
     """Never more programs per group than SMs; a group walks several slices only with a plan
     the compile report found clean in the multi-slice forms, and with the widest slices."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
-    code, dtype = CELL_CODES[cell], config.torch_dtype(dname)
+    code, dtype = CELL_CODES[cell], dtypes.torch_dtype(dname)
     width = hidden // 4 if proj else hidden
     chosen = config.default_plan(code, hidden, width, dtype)
     assert chosen.split
@@ -86,7 +86,7 @@ def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
 @pytest.mark.parametrize("dname", ["fp32", "tf32", "fp16", "bf16"])
 def test_every_split_shape_has_a_multi_slice_plan(dname, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
-    dtype = config.torch_dtype(dname)
+    dtype = dtypes.torch_dtype(dname)
     for code in CELL_CODES.values():
         for hidden in (100, 256, 768, 2048, 8192):
             for width in {hidden, hidden // 4} if code == LSTM else {hidden}:

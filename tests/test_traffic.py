@@ -4,8 +4,7 @@ import torch
 
 from bench.traffic import measure, per_step
 from tests.threaded_interpreter import programs_in_threads
-from tritonrnn.kernels import config
-from tritonrnn.kernels.cells import CELL_CODES, GATES
+from tritonrnn.kernels import cells, config
 
 # The fused regime's forward must read only the step's input projection and write h (ratio
 # 1.0 measured); 1.2 is the project's ceiling, leaving room for future tiling overheads.
@@ -19,7 +18,7 @@ RATIO_CEILING = 1.2
                          ids=["lstm64", "lstm16-proj8", "gru64", "rnn128", "relu5"])
 @pytest.mark.parametrize("training", [False, True], ids=["infer", "train"])
 def test_fused_forward_traffic(cell, H, P, training):
-    assert not config.plan(CELL_CODES[cell], H, P or H, torch.float16).split, "not fused"
+    assert not config.plan(cells.lookup(cell).code, H, P or H, torch.float16).split, "not fused"
     launches, per, bound = per_step(cell, H, B=16, P=P, training=training)
     assert launches == (1, 1), "one launch per layer-direction, whatever T"
     assert per / bound <= RATIO_CEILING, (per, bound)
@@ -36,8 +35,8 @@ def test_fused_forward_traffic(cell, H, P, training):
                          ids=["lstm128", "gru128", "rnn192", "lstm768-anchor"])
 def test_split_forward_loads_no_weights_per_step(cell, H):
     B, elt = 16, 2
-    code = CELL_CODES[cell]
-    slice_units = 64 // config.padded_gates(code)
+    kind = cells.lookup(cell)
+    slice_units = 64 // config.padded_gates(kind.code)
     loaded = {}
     for T in (2, 4):
         with config.force_split(slice_units, reduction_chunk=256, programs=1 << 10), \
@@ -47,5 +46,5 @@ def test_split_forward_loads_no_weights_per_step(cell, H):
         loaded[T] = moved.loaded
     programs = -(-H // slice_units)
     per_program = (loaded[4] - loaded[2]) / 2 / programs
-    h_and_xp = B * H * elt + GATES[code] * B * slice_units * elt
+    h_and_xp = B * H * elt + kind.gates * B * slice_units * elt
     assert h_and_xp <= per_program <= 1.1 * (h_and_xp + 1024), (per_program, h_and_xp)

@@ -1,5 +1,5 @@
 """Proof that the Triton kernels ran (not a silent fallback to PyTorch), via the launch counter
-tritonrnn.kernels.launches, and that the launch count does not grow with T."""
+tritonrnn.kernels.testing.count_launches, and that the launch count does not grow with T."""
 import contextlib
 
 import pytest
@@ -8,7 +8,7 @@ import torch
 import tritonrnn
 from tests.common import WEIGHT_NAMES, make_problem
 from tritonrnn import functional
-from tritonrnn.kernels import config, launches
+from tritonrnn.kernels import config, testing
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -41,14 +41,14 @@ MODULES = [
 @pytest.mark.parametrize("make,call", MODULES)
 def test_forward_and_backward_launch_kernels(make, call):
     mod = make()
-    launches.reset()
-    out = call(mod)
-    forward_launches = launches.total()
-    assert forward_launches > 0, "forward ran no Triton kernel"
-    tensors = [out] if torch.is_tensor(out) else [t for o in out for t in
-                                                  (o if isinstance(o, tuple) else (o,))]
-    sum(t.sum() for t in tensors).backward()
-    assert launches.total() > forward_launches, "backward ran no Triton kernel"
+    with testing.count_launches() as launched:
+        out = call(mod)
+        forward_launches = sum(launched.values())
+        assert forward_launches > 0, "forward ran no Triton kernel"
+        tensors = [out] if torch.is_tensor(out) else [t for o in out for t in
+                                                      (o if isinstance(o, tuple) else (o,))]
+        sum(t.sum() for t in tensors).backward()
+        assert sum(launched.values()) > forward_launches, "backward ran no Triton kernel"
 
 
 @pytest.mark.parametrize("regime", ["fused", "split"])
@@ -64,9 +64,9 @@ def test_launch_count_independent_of_T(mode, D, training, regime):
         prob = make_problem(mode, T=T, B=2, I=3, H=20, D=D, h0=True, lengths=(T, 2))
         t = {n: v.float().requires_grad_(training) for n, v in prob.named_inputs().items()}
         weights = [tuple(t.get(f"{w}[{d}]") for w in WEIGHT_NAMES) for d in range(D)]
-        launches.reset()
-        with config.force_split(16) if regime == "split" else contextlib.nullcontext():
+        with testing.count_launches() as launched, \
+                config.force_split(16) if regime == "split" else contextlib.nullcontext():
             functional.recurrent_layer(t["x"], weights, mode, t["h0"], t.get("c0"), prob.lengths)
-        counts.append(dict(launches.counts))
+        counts.append(dict(launched))
     assert counts[0] == {f"{regime}_forward": 1}
     assert counts[0] == counts[1], f"T=4: {counts[0]}, T=9: {counts[1]}"

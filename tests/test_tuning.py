@@ -9,7 +9,7 @@ import torch
 
 from bench import tune as tuner
 from tritonrnn import tuning
-from tritonrnn.kernels import config, pruning
+from tritonrnn.kernels import config, dtypes, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
 LSTM, GRU = CELL_CODES["LSTM"], CELL_CODES["GRU"]
@@ -35,7 +35,7 @@ def _entry(config_plan, hidden=128, bucket=16, cell="LSTM", dtype="fp16", device
 def test_every_shape_has_an_unpruned_default(dname, monkeypatch):
     """No shape is left without a launch configuration (with and without projection)."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
-    dtype = config.torch_dtype(dname)
+    dtype = dtypes.torch_dtype(dname)
     for cell, hidden in SHAPES:
         for width in {hidden, max(1, hidden // 4), max(1, hidden - 1)} if cell == LSTM else {hidden}:
             plan = config.default_plan(cell, hidden, width, dtype)
@@ -56,7 +56,7 @@ def test_pruned_configs_never_selectable(monkeypatch):
     for e in entries:
         plan = config.Plan(**e["config"])
         monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
-        dtype = config.torch_dtype(e["dtype"])
+        dtype = dtypes.torch_dtype(e["dtype"])
         for hidden in (16, 32, 64, 128, 256, 512):
             width = max(1, hidden // 4) if e["proj"] else hidden
             cell = CELL_CODES[e["cell"]]
@@ -186,4 +186,4 @@ def test_shipped_table_is_readable():
     for e in entries:
         plan = config.Plan(**e["config"])
         assert plan in config.candidates(CELL_CODES[e["cell"]], e["hidden"], e["hidden"],
-                                         config.torch_dtype(e["dtype"]))
+                                         dtypes.torch_dtype(e["dtype"]))

@@ -13,16 +13,16 @@ import torch
 import tritonrnn
 from examples import word_lm
 from tests.tolerances import assert_close
-from tritonrnn.kernels import launches
+from tritonrnn.kernels import testing
 
 SMALL = dict(steps=3, batch=2, seq_len=4, embed=8, hidden=16, sentences=40)
 
 
 def test_converted_language_model_trains_with_the_same_losses():
-    launches.reset()
-    ref_losses, our_losses, reference, converted = word_lm.compare(**SMALL)
+    with testing.count_launches() as launched:
+        ref_losses, our_losses, reference, converted = word_lm.compare(**SMALL)
     assert type(converted.lstm) is tritonrnn.LSTM and type(reference.lstm) is torch.nn.LSTM
-    assert launches.counts["fused_backward"] == SMALL["steps"] * 2  # ours ran, both layers
+    assert launched["fused_backward"] == SMALL["steps"] * 2  # ours ran, both layers
     assert_close("losses", torch.tensor(our_losses), torch.tensor(ref_losses))
     assert ref_losses[0] != ref_losses[-1]  # training moved the weights
     for (name, p), q in zip(converted.named_parameters(), reference.parameters()):

@@ -46,11 +46,23 @@ class Cast:
     def inputs(self, *tensors):
         return tuple(None if t is None else t.to(self.compute) for t in tensors)
 
-    def weights(self, per_direction):
-        """recurrent_layer's weight tuples cast to the compute dtype (autograd-tracked, so
-        the fp32 parameters receive the gradients)."""
-        return [tuple(None if w is None else w.to(self.compute) for w in tup)
-                for tup in per_direction]
+    def weights(self, by_layer):
+        """Per layer, recurrent_layer's per-direction weight tuples cast to the compute dtype
+        (autograd-tracked, so the fp32 parameters receive the gradients)."""
+        return [[tuple(None if w is None else w.to(self.compute) for w in tup) for tup in layer]
+                for layer in by_layer]
+
+
+def run(cast, layers, x, h0, c0, weights):
+    """The one autocast wrapper, for layers and cells alike: layers(x, h0, c0, weights) ->
+    (y, h_n, c_n or None), run as it is when `cast` is None (autocast off, or x not a dtype it
+    changes), else with autocast switched off, its tensors in cast.compute and its outputs in
+    the dtypes torch.nn returns. weights: per layer, the per-direction weight tuples."""
+    if cast is None:
+        return layers(x, h0, c0, weights)
+    with torch.autocast(cast.device_type, enabled=False):
+        y, h_n, c_n = layers(*cast.inputs(x, h0, c0), cast.weights(weights))
+    return y.to(cast.y), h_n.to(cast.h), (None if c_n is None else c_n.to(cast.c))
 
 
 def _eligible(t):
@@ -65,24 +77,24 @@ def _onednn_enabled():
     return torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
 
 
-def plan(mode, device_type, x, state_dtype, proj=False, cell=False, packed=False):
-    """The Cast for a layer (cell=False) or cell (cell=True) with input x (packed: the
+def plan(mode, device_type, x, state_dtype, proj=False, for_cell=False, packed=False):
+    """The Cast for a layer (for_cell=False) or cell (for_cell=True) with input x (packed: the
     layer's input was a PackedSequence), or None when autocast is off for x's device or x
-    is not a dtype autocast changes.
+    is not a dtype autocast changes. mode: torch.nn's mode string ("LSTM", ...)
 
     state_dtype: dtype of the given initial state (c for LSTM, else h), None if defaulted."""
     if not torch.is_autocast_enabled(device_type) or not _eligible(x):
         return None
     lower = torch.get_autocast_dtype(device_type)
     if device_type == "cuda":
-        low = lower if cell else torch.float16  # cuDNN's wrapper hard-codes half
+        low = lower if for_cell else torch.float16  # cuDNN's wrapper hard-codes half
         return Cast(device_type, low, low, low, low)
     state = torch.promote_types(lower, state_dtype or x.dtype)
     if mode in ("RNN_TANH", "RNN_RELU"):
         return Cast(device_type, lower, lower, lower, lower)
     if mode == "GRU":
         return Cast(device_type, state, state, state, state)
-    if not (cell or proj or packed) and _onednn_enabled():
+    if not (for_cell or proj or packed) and _onednn_enabled():
         return Cast(device_type, lower, lower, lower, lower)  # oneDNN LSTM
     h = lower if proj else state
     return Cast(device_type, state, h, h, state)

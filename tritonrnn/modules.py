@@ -5,10 +5,12 @@ parameters (names, shapes, registration order, initialisation), ``state_dict``, 
 forward contract (``batch_first``, unbatched input, ``PackedSequence``, ``proj_size``,
 bidirectional layout, dropout between layers in training).
 
-Where the Triton kernels can run (see :func:`tritonrnn.runtime.triton_enabled`: CUDA tensors,
-or CPU tensors under ``TRITON_INTERPRET=1``) a forward pass runs one
-:func:`tritonrnn.functional.recurrent_layer` call per layer. Anywhere else it delegates to
-PyTorch's native implementation with the same weights.
+Where the Triton kernels can run (:func:`tritonrnn.runtime.layer_path`, the one fallback
+policy: CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``) a forward pass runs one
+:func:`tritonrnn.functional.recurrent_layer` call per layer, passing each layer's
+per-direction weights as they are. Anywhere else it delegates to PyTorch's native
+implementation with the same weights (tritonrnn/native.py). Autocast is handled by one
+wrapper for layers and cells (:func:`tritonrnn.amp.run`).
 
 ``RNN``, ``LSTM`` and ``GRU`` subclass ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` (so
 ``isinstance(m, torch.nn.LSTM)`` holds and torch.nn's constructors, argument checks and
@@ -24,20 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import amp, dynamo, packing, runtime
+from . import amp, dynamo, native, packing, runtime
 from .functional import recurrent_layer
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
-
-# PyTorch's native multi-layer implementations, one per mode; all take
-# (input, [batch_sizes,] hx, weights, has_biases, num_layers, dropout, train, bidirectional
-#  [, batch_first]).
-_NATIVE = {
-    "RNN_TANH": torch._VF.rnn_tanh,
-    "RNN_RELU": torch._VF.rnn_relu,
-    "LSTM": torch._VF.lstm,
-    "GRU": torch._VF.gru,
-}
 
 # The five per-direction weights, in recurrent_layer's tuple order.
 _WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
@@ -120,7 +112,9 @@ class _RecurrentLayers(nn.RNNBase):
     # -- forward -----------------------------------------------------------------------------
 
     def forward(self, input, hx=None):
-        if runtime.recording_for_another_runtime() and not self._onnx_has_no_operator():
+        path = runtime.layer_path(input.data if isinstance(input, PackedSequence) else input,
+                                  projects=self.proj_size > 0)
+        if path == runtime.NATIVE and runtime.recording_for_another_runtime():
             # torch.jit.trace / torch.onnx.export: record exactly what torch.nn's layer records.
             return super().forward(input, hx)
         if isinstance(input, PackedSequence):
@@ -129,8 +123,8 @@ class _RecurrentLayers(nn.RNNBase):
                 # hx is in the caller's batch order; the packed data is sorted by length.
                 hx = self.permute_hidden(hx, sorted_indices)
             self._check_packed(data, hx, batch_sizes)
-            if self._per_layer(data):
-                out, state = self._forward_packed_triton(data, batch_sizes, hx, sorted_indices)
+            if path != runtime.NATIVE:
+                out, state = self._forward_packed_layers(data, batch_sizes, hx, sorted_indices)
             else:
                 out, state = self._forward_native(data, batch_sizes, hx, int(batch_sizes[0]))
             packed = PackedSequence(out, batch_sizes, sorted_indices, unsorted_indices)
@@ -150,9 +144,9 @@ class _RecurrentLayers(nn.RNNBase):
                 hx = self._unsqueeze_state(hx)
         batch = input.size(batch_dim)
         self._check_args(input, hx, None)
-        if self._per_layer(input):
+        if path != runtime.NATIVE:
             x = input.transpose(0, 1) if self.batch_first else input
-            out, state = self._forward_triton(x, hx, None)
+            out, state = self._forward_layers(x, hx, None)
             if self.batch_first:
                 out = out.transpose(0, 1)
         else:
@@ -162,57 +156,46 @@ class _RecurrentLayers(nn.RNNBase):
             state = self._squeeze_state(state)
         return out, state
 
-    def _onnx_has_no_operator(self):
-        """ONNX's LSTM operator has no projection (torch.nn's own export of an LSTM with
-        proj_size fails in onnxruntime), so an ONNX export records such a layer as the
-        reference loop of plain tensor ops, unrolled over the sequence."""
-        return self.proj_size > 0 and runtime.exporting_onnx()
-
-    def _per_layer(self, input):
-        """True: run layer by layer through functional.recurrent_layer (the kernels, or the
-        reference loop where they don't run). False: torch's own implementation."""
-        return runtime.kernels_run(input) or self._onnx_has_no_operator()
-
     def _forward_native(self, input, batch_sizes, hx, batch):
-        """PyTorch's own implementation, same weights: the path off CUDA without the
-        interpreter."""
+        """PyTorch's own implementation, same weights: where the kernels cannot run."""
         if hx is None:
             hx = self._zero_state(batch, input)
-        leading = (input,) if batch_sizes is None else (input, batch_sizes)
-        trailing = () if batch_sizes is not None else (self.batch_first,)
-        result = _NATIVE[self.mode](*leading, hx, self._flat_weight_list(), self.bias,
-                                    self.num_layers, self.dropout, self.training,
-                                    self.bidirectional, *trailing)
-        if self.mode == "LSTM":
-            return result[0], (result[1], result[2])
-        return result[0], result[1]
+        return native.layers(self.mode, input, batch_sizes, hx, self._flat_weight_list(),
+                             self.bias, self.num_layers, self.dropout, self.training,
+                             self.bidirectional, self.batch_first)
 
-    def _forward_packed_triton(self, data, batch_sizes, hx, sorted_indices=None):
+    def _forward_packed_layers(self, data, batch_sizes, hx, sorted_indices=None):
         """Unpack to padded time-major (still in sorted order), run, re-pack (with
         tritonrnn.packing's traceable gathers, so torch.compile sees through packed input)."""
         h = None if hx is None else (hx[0] if self.mode == "LSTM" else hx)
         x, lengths = packing.unpack(data, batch_sizes,
                                     packing.batch_size(batch_sizes, sorted_indices, h))
-        out, state = self._forward_triton(x, hx, lengths)
+        out, state = self._forward_layers(x, hx, lengths)
         # lengths are sorted descending, so re-packing reproduces batch_sizes exactly.
         return packing.repack(out, batch_sizes, data.shape[0]), state
 
-    def _forward_triton(self, x, hx, lengths, cast=None):
-        """x: [T, B, I] time-major; hx: None or state [L*D, B, *]; lengths: None or int64 [B]
-        (CPU, sorted descending). Returns (y [T, B, D*K], state). cast: the amp.Cast this
-        call runs under (set by the call that handles autocast)."""
-        if cast is None:
-            state = None if hx is None else (hx[1] if self.mode == "LSTM" else hx)
-            cast = amp.plan(self.mode, x.device.type, x, None if state is None else state.dtype,
-                            proj=self.proj_size > 0, packed=lengths is not None)
-            if cast is not None:
-                return self._forward_autocast(x, hx, lengths, cast)
+    def _forward_layers(self, x, hx, lengths):
+        """Layer by layer through functional.recurrent_layer (the kernels, or the reference
+        loop while ONNX records a projecting LSTM), under the autocast wrapper.
+        x: [T, B, I] time-major; hx: None or state [L*D, B, *]; lengths: None or int64 [B]
+        (CPU, sorted descending). Returns (y [T, B, D*K], state)."""
+        lstm = self.mode == "LSTM"
+        state = None if hx is None else (hx[1] if lstm else hx)
+        cast = amp.plan(self.mode, x.device.type, x, None if state is None else state.dtype,
+                        proj=self.proj_size > 0, packed=lengths is not None)
         if x.size(0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
-        lstm = self.mode == "LSTM"
         if lstm and hx is not None and len(hx) != 2:
             raise RuntimeError(f"lstm expects two hidden states, got {len(hx)}")
         h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
+        weights = [self._layer_weights(layer) for layer in range(self.num_layers)]
+        y, h_n, c_n = amp.run(cast, lambda *a: self._layers(*a, lengths=lengths), x, h0, c0,
+                              weights)
+        return y, ((h_n, c_n) if lstm else h_n)
+
+    def _layers(self, x, h0, c0, weights, lengths):
+        """Every layer, in one dtype: (y [T, B, D*K], h_n [L*D, B, K], c_n [L*D, B, H] or
+        None). weights: per layer, its per-direction tuples."""
         for s in (h0, c0):
             if s is not None and s.dtype != x.dtype:
                 raise RuntimeError(
@@ -221,11 +204,10 @@ class _RecurrentLayers(nn.RNNBase):
         dev_lengths = None if lengths is None else lengths.to(x.device)
         D = 2 if self.bidirectional else 1
         h_n, c_n = [], []
-        for layer in range(self.num_layers):
+        for layer, layer_weights in enumerate(weights):
             rows = slice(layer * D, (layer + 1) * D)
-            weights = self._layer_weights(layer)
             x, h, c = recurrent_layer(
-                x, weights if cast is None else cast.weights(weights), self.mode,
+                x, layer_weights, self.mode,
                 h0=None if h0 is None else h0[rows],
                 c0=None if c0 is None else c0[rows],
                 lengths=dev_lengths,
@@ -234,18 +216,7 @@ class _RecurrentLayers(nn.RNNBase):
             c_n.append(c)
             if self.training and self.dropout > 0 and layer < self.num_layers - 1:
                 x = self._between_layer_dropout(x, lengths)
-        h_n = torch.cat(h_n, 0)
-        return x, ((h_n, torch.cat(c_n, 0)) if lstm else h_n)
-
-    def _forward_autocast(self, x, hx, lengths, cast):
-        """_forward_triton in cast.compute with autocast off; outputs in torch.nn's dtypes."""
-        lstm = self.mode == "LSTM"
-        with torch.autocast(cast.device_type, enabled=False):
-            hx = None if hx is None else (cast.inputs(*hx) if lstm else cast.inputs(hx)[0])
-            y, state = self._forward_triton(cast.inputs(x)[0], hx, lengths, cast)
-        if lstm:
-            return y.to(cast.y), (state[0].to(cast.h), state[1].to(cast.c))
-        return y.to(cast.y), state.to(cast.h)
+        return x, torch.cat(h_n, 0), (torch.cat(c_n, 0) if self.mode == "LSTM" else None)
 
     def _between_layer_dropout(self, x, lengths):
         """Dropout on one layer's output. PyTorch's native path drops on the packed data when
@@ -387,26 +358,19 @@ def _prepare_cell(cell, input, states, hidden_label):
 
 
 def _run_cell(cell, mode, input, states):
-    """One step of a cell as a T=1 recurrent_layer call. input [B, I]; states None or
-    (h [B, H],) / (h, c). Returns (h [B, H], c [B, H] or None)."""
-    weights = [(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, None)]
+    """One step of a cell as a T=1 recurrent_layer call, under the autocast wrapper.
+    input [B, I]; states None or (h [B, H],) / (h, c). Returns (h [B, H], c [B, H] or None)."""
+    weights = [[(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, None)]]
     state = None if states is None else states[-1]  # c for LSTM, else h
     cast = amp.plan(mode, input.device.type, input, None if state is None else state.dtype,
-                    cell=True)
-    if cast is not None:
-        with torch.autocast(cast.device_type, enabled=False):
-            input, weights = cast.inputs(input)[0], cast.weights(weights)
-            states = None if states is None else cast.inputs(*states)
-            h, c = _run_cell_weights(mode, input, states, weights)
-        return h.to(cast.h), (None if c is None else c.to(cast.c))
-    return _run_cell_weights(mode, input, states, weights)
-
-
-def _run_cell_weights(mode, input, states, weights):
-    """_run_cell with its weights given: [(w_ih, w_hh, b_ih, b_hh, None)]."""
+                    for_cell=True)
     h0 = None if states is None else states[0].unsqueeze(0)
     c0 = None if states is None or mode != "LSTM" else states[1].unsqueeze(0)
-    _, h, c = recurrent_layer(input.unsqueeze(0), weights, mode, h0=h0, c0=c0)
+
+    def step(x, h0, c0, weights):
+        return recurrent_layer(x, weights[0], mode, h0=h0, c0=c0)
+
+    _, h, c = amp.run(cast, step, input.unsqueeze(0), h0, c0, weights)
     return h[0], (None if c is None else c[0])
 
 
@@ -425,7 +389,7 @@ class RNNCell(nn.RNNCell):
     __prepare_scriptable__ = _refuse_torchscript
 
     def forward(self, input, hx=None):
-        if not runtime.kernels_run(input):
+        if runtime.layer_path(input) == runtime.NATIVE:
             return super().forward(input, hx)
         return _single_state_cell(self, self._mode, input, hx)
 
@@ -442,7 +406,7 @@ class LSTMCell(nn.LSTMCell):
     __prepare_scriptable__ = _refuse_torchscript
 
     def forward(self, input, hx=None):
-        if not runtime.kernels_run(input):
+        if runtime.layer_path(input) == runtime.NATIVE:
             return super().forward(input, hx)
         states = None if hx is None else _lstm_cell_states(self, input, hx)
         input, states, batched = _prepare_cell(self, input, states, "hx[{}]")
@@ -456,6 +420,6 @@ class GRUCell(nn.GRUCell):
     __prepare_scriptable__ = _refuse_torchscript
 
     def forward(self, input, hx=None):
-        if not runtime.kernels_run(input):
+        if runtime.layer_path(input) == runtime.NATIVE:
             return super().forward(input, hx)
         return _single_state_cell(self, "GRU", input, hx)

@@ -9,7 +9,7 @@ else H (width of h), G gates (LSTM 4, GRU 3, RNN 1), D directions.
 """
 import torch
 
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+from tritonrnn.kernels import cells
 
 
 def cell_step(mode, x_proj, h, c, w_hh, b_hh, w_hr):
@@ -44,7 +44,7 @@ def recurrent_layer(x, weights, mode, h0=None, c0=None, lengths=None):
     T, B, _ = x.shape
     D = len(weights)
     w_hh0, w_hr0 = weights[0][1], weights[0][4]
-    H = w_hh0.shape[0] // GATES[mode]
+    H = w_hh0.shape[0] // cells.lookup(mode).gates
     K = w_hr0.shape[0] if w_hr0 is not None else H
     if h0 is None:
         h0 = x.new_zeros(D, B, K)

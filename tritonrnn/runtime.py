@@ -1,4 +1,6 @@
-"""Where the Triton kernels can run, and when a forward pass records torch's own ops instead."""
+"""The fallback policy: where a recurrent layer or cell runs (the Triton kernels, torch's own
+implementation, or the reference loop), decided here for the modules and the functional API
+alike."""
 import torch
 
 from tritonrnn.kernels.config import INTERPRET
@@ -6,8 +8,8 @@ from tritonrnn.kernels.config import INTERPRET
 
 def triton_enabled(tensor):
     """True when the Triton kernels handle this tensor: always on CUDA; on CPU only when
-    Triton's interpreter is on (TRITON_INTERPRET=1 before triton is imported). Otherwise the
-    modules delegate to PyTorch's native implementation with the same weights."""
+    Triton's interpreter is on (TRITON_INTERPRET=1 before triton is imported). Otherwise
+    layers and cells run PyTorch's native implementation with the same weights."""
     return tensor.is_cuda or (INTERPRET and tensor.device.type == "cpu")
 
 
@@ -29,3 +31,21 @@ def recording_for_another_runtime():
 def kernels_run(tensor):
     """True when a forward pass on this tensor runs the Triton kernels (as custom ops)."""
     return triton_enabled(tensor) and not recording_for_another_runtime()
+
+
+KERNELS, NATIVE, REFERENCE = "kernels", "native", "reference"
+
+
+def layer_path(tensor, projects=False):
+    """Where a recurrent layer (or cell) with input `tensor` runs:
+    KERNELS: the Triton kernels, as custom ops (kernels_run);
+    REFERENCE: tritonrnn/reference.py's loop of plain tensor ops, only while torch.onnx.export
+      records an LSTM with projections (`projects`), which ONNX has no operator for (torch.nn's
+      own export of it fails in onnxruntime);
+    NATIVE: torch's own implementation with the same weights (tritonrnn/native.py): where the
+      kernels cannot run, and while torch.jit.trace or torch.onnx.export records the model."""
+    if kernels_run(tensor):
+        return KERNELS
+    if projects and exporting_onnx():
+        return REFERENCE
+    return NATIVE

@@ -26,13 +26,11 @@ import tempfile
 
 import torch
 
-from tritonrnn.kernels import config
-from tritonrnn.kernels.cells import CELL_CODES
+from tritonrnn.kernels import cells, config, dtypes
 
 FORMAT = 1
 SHIPPED_TABLE = os.path.join(os.path.dirname(__file__), "tuning_table.json")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-_CELL_NAMES = {code: name for name, code in CELL_CODES.items()}
 
 
 def user_table_path():
@@ -48,12 +46,6 @@ def batch_bucket(batch):
         if batch <= bucket:
             return bucket
     return BATCH_BUCKETS[-1]
-
-
-def dtype_name(dtype):
-    """Table name of a tensor dtype under the current TF32 setting ("tf32" for fp32 math on
-    tensor cores, as torch's recurrent layers do when cudnn.allow_tf32 is set)."""
-    return config.math_dtype_name(dtype)
 
 
 def entry_key(entry):
@@ -125,7 +117,8 @@ def reload():
 
 def lookup(cell, hidden, width, dtype, batch, device_name):
     """The tuned Plan for this call, or None. cell: kernel cell code."""
-    key = (device_name, _CELL_NAMES[cell], width != hidden, dtype_name(dtype), hidden)
+    key = (device_name, cells.lookup(cell).name, width != hidden, dtypes.math_dtype_name(dtype),
+           hidden)
     by_bucket = _table().get(key)
     if not by_bucket:
         return None
@@ -143,10 +136,14 @@ def _device_name(device):
     return torch.cuda.get_device_name(device)
 
 
-def _plan_source(cell, hidden, width, dtype, batch, device):
+def tuned_plan(cell, hidden, width, dtype, batch, device):
+    """The tuning table's Plan for a launch on `device` (a torch.device), or None: what the
+    launch decider asks (cell: kernel cell code)."""
     if device is None or device.type != "cuda":
         return None  # the interpreter and CPU have nothing to tune
     return lookup(cell, hidden, width, dtype, batch, _device_name(device))
 
 
-config.set_plan_source(_plan_source)
+# Until the decider in kernels/config.py imports tuned_plan itself, the table registers here
+# (tritonrnn/__init__.py imports this module).
+config.set_plan_source(tuned_plan)
