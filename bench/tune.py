@@ -110,12 +110,12 @@ def _gpu_measure_factory(seq, device):
         step = training_step(cell, hidden, width, dtype, batch, seq, device)
 
         def measure(plan):
-            if plan.split and config.split_layout(plan, cells.lookup(cell).code, hidden, width,
-                                                  dtype, config.device_limits(device)).plan != plan:
-                # More hidden slices than SMs: the launcher would run config.multi_slice_plan
-                # instead, so the time would not be this plan's.
-                raise ValueError("more hidden slices than SMs")
             with config.force_plan(plan):
+                if config.launch(cells.lookup(cell).code, hidden, width, dtype, batch,
+                                 device).plan != plan:
+                    # More hidden slices than SMs: the launcher would run
+                    # config.multi_slice_plan instead, so the time would not be this plan's.
+                    raise ValueError("more hidden slices than SMs")
                 return timer(lambda _: step(), [None])
         return measure
     return factory

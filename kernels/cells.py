@@ -19,6 +19,12 @@ RNN_TANH = 0
 RNN_RELU = 1
 LSTM = 2
 GRU = 3
+# The same codes as the kernels compare their CELL constexpr with (a jit function reads only
+# constexpr globals).
+CELL_RNN_TANH = tl.constexpr(RNN_TANH)
+CELL_RNN_RELU = tl.constexpr(RNN_RELU)
+CELL_LSTM = tl.constexpr(LSTM)
+CELL_GRU = tl.constexpr(GRU)
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_pre
 
     Returns (h_new, c_new, a0, a1, a2, a3) with a* the activations backward needs.
     """
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         i = sigmoid(x0 + p0)
         f = sigmoid(x1 + p1)
         g = tanh(x2 + p2)
@@ -100,7 +106,7 @@ def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_pre
         c = f * c_prev + i * g
         h = o * tanh(c)
         return h, c, i, f, g, o
-    elif CELL == 3:
+    elif CELL == CELL_GRU:
         r = sigmoid(x0 + p0)
         z = sigmoid(x1 + p1)
         hn = p2 + b_hn
@@ -108,7 +114,7 @@ def cell_forward(CELL: tl.constexpr, x0, x1, x2, x3, p0, p1, p2, p3, b_hn, h_pre
         h = (1.0 - z) * n + z * h_prev
         return h, c_prev, r, z, n, hn
     else:
-        if CELL == 0:
+        if CELL == CELL_RNN_TANH:
             h = tanh(x0 + p0)
         else:
             pre = x0 + p0
@@ -127,7 +133,7 @@ def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc)
       dh_direct: GRU only, the gradient reaching h_prev without the matmul (z * dh).
     """
     zero = dh * 0.0
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         tc = tanh(c)
         dct = dc + dh * a3 * (1.0 - tc * tc)
         d_i = dct * a2 * a0 * (1.0 - a0)
@@ -135,13 +141,13 @@ def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc)
         d_g = dct * a0 * (1.0 - a2 * a2)
         d_o = dh * tc * a3 * (1.0 - a3)
         return d_i, d_f, d_g, d_o, zero, dct * a1, zero
-    elif CELL == 3:
+    elif CELL == CELL_GRU:
         d_n = dh * (1.0 - a1) * (1.0 - a2 * a2)
         d_z = dh * (h_prev - a2) * a1 * (1.0 - a1)
         d_r = d_n * a3 * a0 * (1.0 - a0)
         return d_r, d_z, d_n, zero, d_n * a0, dc, dh * a1
     else:
-        if CELL == 0:
+        if CELL == CELL_RNN_TANH:
             d = dh * (1.0 - a0 * a0)
         else:
             d = tl.where(a0 <= 0.0, 0.0, dh)  # as torch's threshold_backward: NaN passes dh

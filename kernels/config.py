@@ -94,15 +94,7 @@ def _default_plan(cell, hidden, width, dtype, math_name):
     return options[0]
 
 
-# A tuning table (tritonrnn/tuning.py) registers itself here, so kernels/ never imports the
-# layer above it. Called as source(cell, hidden, width, dtype, batch, device) -> Plan | None.
-_plan_source = None
 _forced_plan = None
-
-
-def set_plan_source(source):
-    global _plan_source
-    _plan_source = source
 
 
 @contextlib.contextmanager
@@ -117,18 +109,8 @@ def force_plan(chosen):
 
 
 def plan(cell, hidden, width, dtype, batch=None, device=None):
-    """Regime and tiles for a recurrence with `hidden` units and h of `width` (K): a forced
-    plan, else the tuning table's choice for this batch size and device, else the default."""
-    if _forced_plan is not None:
-        return _forced_plan
-    if _forced_split is not None:
-        return Plan(True, BLOCK_B, min(_forced_split.hidden_block, block(hidden)),
-                    min(_forced_split.reduction_chunk, block(width)), 4)
-    if _plan_source is not None and batch is not None:
-        chosen = _plan_source(cell, hidden, width, dtype, batch, device)
-        if chosen is not None:
-            return chosen
-    return default_plan(cell, hidden, width, dtype)
+    """The plan a recurrence launches with: launch(...).plan."""
+    return launch(cell, hidden, width, dtype, batch, device).plan
 
 
 def multi_slice_plan(cell, hidden, width, dtype):
@@ -242,7 +224,7 @@ class SplitLayout:
 def resident_chunks(cell, plan, hidden, width, dtype, shared_limit):
     """(W_hh chunks, W_hr chunks) a program of `plan` keeps on chip within shared_limit
     bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles)."""
-    item = 2 if dtype in (torch.float16, torch.bfloat16) else (8 if dtype == torch.float64 else 4)
+    item = torch.empty((), dtype=dtype).element_size()
     rows = padded_gates(cell) * plan.block_h
     chunk = plan.block_k
     staging = chunk * plan.block_b * item  # the state chunk each resident product reads
@@ -293,3 +275,41 @@ def split_layout(plan, cell, hidden, width, dtype, limits=None):
         res = min(res, forced.resident_chunks)
         res_proj = min(res_proj, forced.resident_chunks)
     return SplitLayout(plan, progs, n_slices, res, res_proj)
+
+
+# -- the decision ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Launch:
+    """What a recurrence launches: its plan and, in the split regime, its layout."""
+    plan: Plan
+    layout: SplitLayout = None  # None: the fused regime
+
+
+def launch(cell, hidden, width, dtype, batch=None, device=None):
+    """The one decision of how a recurrence of `cell` (kernel code) with `hidden` units and h
+    of `width` runs for `batch` rows on `device`: a plan forced by a test or the tuner, else
+    the tuning table's entry for this GPU and batch size (tritonrnn/tuning.py), else the
+    default plan; then, in the split regime, its layout on this device (SM count and shared
+    memory; the interpreter's one program per group), which may replace the plan by the
+    multi-slice one. The launchers, the tuner, the compile report and the tests ask this."""
+    if _forced_plan is not None:
+        chosen = _forced_plan
+    elif _forced_split is not None:
+        chosen = Plan(True, BLOCK_B, min(_forced_split.hidden_block, block(hidden)),
+                      min(_forced_split.reduction_chunk, block(width)), 4)
+    else:
+        chosen = _tuned(cell, hidden, width, dtype, batch, device) or \
+            default_plan(cell, hidden, width, dtype)
+    if not chosen.split:
+        return Launch(chosen)
+    layout = split_layout(chosen, cell, hidden, width, dtype, device_limits(device))
+    return Launch(layout.plan, layout)
+
+
+def _tuned(cell, hidden, width, dtype, batch, device):
+    """The tuning table's plan, or None (no batch size given, not a GPU, no entry)."""
+    if batch is None or device is None or device.type != "cuda":
+        return None
+    from .. import tuning  # the table lives with the library (its JSON ships there)
+    return tuning.tuned_plan(cell, hidden, width, dtype, batch, device)

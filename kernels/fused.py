@@ -11,7 +11,7 @@ Offsets are int64: T*B*D*G*H passes 2^31 for long sequences.
 import triton
 import triton.language as tl
 
-from .cells import cell_backward, cell_forward
+from .cells import CELL_GRU, CELL_LSTM, cell_backward, cell_forward
 
 
 @triton.jit
@@ -48,7 +48,7 @@ def store_activations(act_ptr, cs_ptr, act_offs, cs_offs, mask, a0, a1, a2, a3, 
         tl.store(act_ptr + act_offs + H, a1.to(ty), mask=mask)
         tl.store(act_ptr + act_offs + 2 * H, a2.to(ty), mask=mask)
         tl.store(act_ptr + act_offs + 3 * H, a3.to(ty), mask=mask)
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         tl.store(cs_ptr + cs_offs, c_new.to(cs_ptr.dtype.element_ty), mask=mask)
 
 
@@ -180,7 +180,7 @@ def fused_forward_kernel(
                               CELL, S, H)
 
     tl.store(hn_ptr + state_bk, h.to(hn_ptr.dtype.element_ty), mask=mask_bk)
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         tl.store(cn_ptr + state_bh, c.to(cn_ptr.dtype.element_ty), mask=mask_bh)
 
 
@@ -285,13 +285,13 @@ def fused_backward_kernel(
         c_t = c_init
         c_prev = c_init
         h_prev = h_init
-        if CELL == 2:
+        if CELL == CELL_LSTM:
             cs_row = ((d64 * T + t64) * B + b64)[:, None] * H + offs_h[None, :]
             c_t = tl.load(cs_ptr + cs_row, mask=mask_bh, other=0.0).to(ACC_DTYPE)
             csp_row = ((d64 * T + tp64) * B + b64)[:, None] * H + offs_h[None, :]
             c_prev = tl.load(cs_ptr + csp_row, mask=mask_bh & prev_ok, other=0.0).to(ACC_DTYPE)
             c_prev = tl.where(prev_ok, c_prev, c_init)
-        if CELL == 3:
+        if CELL == CELL_GRU:
             yp_row = (tp64 * B + b64) * D + d64
             h_prev = tl.load(y_ptr + yp_row[:, None] * K + offs_k[None, :],
                              mask=mask_bk & prev_ok, other=0.0).to(ACC_DTYPE)
@@ -311,7 +311,7 @@ def fused_backward_kernel(
             tl.store(dxp_base + H, g1.to(ty), mask=mask_bh)
             tl.store(dxp_base + 2 * H, g2.to(ty), mask=mask_bh)
             dh_rec += mm(g1, w1, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if CELL == 3:
+        if CELL == CELL_GRU:
             # GRU's recurrent side of gate n sees r * d_n, not d_n; h_prev also feeds h directly.
             g_hn = tl.where(valid2, g_hn, 0.0)
             tl.store(dhg_ptr + ((d64 * T + t64) * B + b64)[:, None] * H + offs_h[None, :],
@@ -326,5 +326,5 @@ def fused_backward_kernel(
         dc = tl.where(valid2 & col_h, dc_prev, dc)
 
     tl.store(dh0_ptr + state_bk, dh.to(dh0_ptr.dtype.element_ty), mask=mask_bk)
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         tl.store(dc0_ptr + state_bh, dc.to(dc0_ptr.dtype.element_ty), mask=mask_bh)

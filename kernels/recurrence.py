@@ -7,17 +7,13 @@ import torch
 import triton
 import triton.language as tl
 
-from . import config, launches
+from . import config, dtypes, launches
 from .config import INTERPRET
-from .cells import CELL_CODES, GATES, SAVED, LSTM
+from .cells import CELL_CODES, GATES, GRU, LSTM, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
 from .split import (FLAGS_AT, split_backward_kernel, split_backward_warps, split_forward_kernel,
                     split_maxnreg)
-
-_TL_DTYPES = {torch.float16: tl.float16, torch.bfloat16: tl.bfloat16, torch.float32: tl.float32,
-              torch.float64: tl.float64}
-
 
 def _dot_types(dtype):
     """(operand dtype, accumulator dtype, fp32 precision) for tl.dot on `dtype` weights."""
@@ -28,7 +24,7 @@ def _dot_types(dtype):
         return tl.float32, tl.float32, "ieee"
     # torch's recurrent layers follow cudnn.allow_tf32 for fp32 math.
     precision = "tf32" if dtype == torch.float32 and torch.backends.cudnn.allow_tf32 else "ieee"
-    return _TL_DTYPES[dtype], tl.float32, precision
+    return dtypes.tl_dtype(dtype), tl.float32, precision
 
 
 def _acc_torch_dtype(dtype):
@@ -48,15 +44,14 @@ def split_meta(layout, code, H, K, backward):
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
 
 
-def _split_launch(plan, code, B, H, K, D, dtype, device, backward):
-    """(layout, grid, sync words, launch meta) of a split-regime launch: the layout from
-    config.split_layout for this device and the zeroed ticket/status/flag words."""
-    layout = config.split_layout(plan, code, H, K, dtype, config.device_limits(device))
+def _split_launch(layout, code, B, H, K, D, device, backward):
+    """(grid, sync words, launch meta) of a split-regime launch under `layout` (decided by
+    config.launch): the zeroed ticket/status/flag words."""
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
     sync = torch.zeros(FLAGS_AT.value + n_groups * 2 * layout.progs, dtype=torch.int32,
                        device=device)
     sync[2] = torch.iinfo(torch.int32).max  # first step a wait gave up at: none yet
-    return layout, (layout.progs * n_groups,), sync, split_meta(layout, code, H, K, backward)
+    return (layout.progs * n_groups,), sync, split_meta(layout, code, H, K, backward)
 
 
 def _check_waits(sync, layout, what):
@@ -93,7 +88,8 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
     K = whh.shape[2]
     dev, dtype = xp.device, xp.dtype
     S = SAVED[code]
-    plan = config.plan(code, H, K, dtype, B, dev)
+    decided = config.launch(code, H, K, dtype, B, dev)
+    plan = decided.plan
     y = new_output((T, B, D, K), dtype, dev)
     h_n = new_output((D, B, K), dtype, dev)
     c_n = new_output((D, B, H), dtype, dev) if code == LSTM else None
@@ -116,7 +112,8 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    layout, grid, sync, meta = _split_launch(plan, code, B, H, K, D, dtype, dev, False)
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False)
+    layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=dtype, device=dev)  # h in the storage dtype
     h_work = torch.zeros((D, B, K), dtype=acc, device=dev)
@@ -153,9 +150,10 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     G = GATES[code]
     K = whh.shape[2]
     dev, dtype = act.device, act.dtype
-    plan = config.plan(code, H, K, dtype, B, dev)
+    decided = config.launch(code, H, K, dtype, B, dev)
+    plan = decided.plan
     dxp = new_output((T, B, D, G, H), dtype, dev)
-    dhg = new_output((D, T, B, H), dtype, dev) if code == 3 else None
+    dhg = new_output((D, T, B, H), dtype, dev) if code == GRU else None
     dhs = new_output((D, T, B, K), dtype, dev) if whr is not None else None
     dh0 = new_output((D, B, K), dtype, dev)
     dc0 = new_output((D, B, H), dtype, dev) if code == LSTM else None
@@ -175,7 +173,8 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    layout, grid, sync, meta = _split_launch(plan, code, B, H, K, D, dtype, dev, True)
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True)
+    layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
     # every slice's partial product of dh_{t-1}, two steps' worth (kernels/split.py)

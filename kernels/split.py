@@ -38,7 +38,7 @@ gave up, [3] unused, then flags [groups, 2 phases, progs] (last step published, 
 import triton
 import triton.language as tl
 
-from .cells import cell_backward, cell_forward
+from .cells import CELL_GRU, CELL_LSTM, cell_backward, cell_forward
 from .fused import load_activations, store_activations
 
 REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
@@ -557,14 +557,14 @@ def backward_cell(
     c_t = dc * 0.0
     c_prev = dc * 0.0
     h_prev = dc * 0.0
-    if CELL == 2:
+    if CELL == CELL_LSTM:
         c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
         c_prev = load_units(cs_ptr, prev_seq_col * H + offs_n[:, None], mask & prev_ok
                             ).to(ACC_DTYPE)
         if HAS_C0:
             c_first = load_units(c0_ptr, state_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
             c_prev = tl.where(prev_ok, c_prev, c_first)
-    if CELL == 3:
+    if CELL == CELL_GRU:
         h_prev = load_units(y_ptr, prev_col * K + offs_n[:, None], mask & prev_ok).to(ACC_DTYPE)
         if HAS_H0:
             h_first = load_units(h0_ptr, state_col * K + offs_n[:, None], mask).to(ACC_DTYPE)
@@ -584,7 +584,7 @@ def backward_cell(
     if G > 3:
         tl.store(dxp_ptr + dxp_offs + 3 * H, g3.to(ty), mask=mask)
     g_rec2 = g2
-    if CELL == 3:  # GRU's recurrent side of gate n sees r * d_n, not d_n
+    if CELL == CELL_GRU:  # GRU's recurrent side of gate n sees r * d_n, not d_n
         g_rec2 = tl.where(valid, g_hn, 0.0)
         tl.store(dhg_ptr + seq_col * H + offs_n[:, None], g_rec2.to(dhg_ptr.dtype.element_ty),
                  mask=mask)
@@ -742,7 +742,7 @@ def split_backward_kernel(
                     HAS_H0, HAS_C0, 0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
                     PRECISION)
                 tl.store(sc_ptrs, dc_sl, mask=sc_mask)
-                if CELL == 3:
+                if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
@@ -752,7 +752,7 @@ def split_backward_kernel(
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
             rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
-            if CELL == 3:  # h_{t-1} also feeds h directly
+            if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh_total)
         if MULTI:
@@ -760,7 +760,7 @@ def split_backward_kernel(
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
                 rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
-                if CELL == 3:
+                if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
                     rec += tl.load(sd_ptrs, mask=sd_mask, other=0.0)

@@ -107,15 +107,23 @@ def test_user_table_overrides_shipped(user_table):
     assert tuning.lookup(GRU, 256, 256, torch.bfloat16, 16, "GPU-X") == options[1]
 
 
-def test_plan_source_consulted_only_with_batch(monkeypatch):
-    chosen = config.candidates(LSTM, 64, 64, torch.float16)[-1]
+def test_decider_asks_the_table_for_a_gpu_launch_with_a_batch(monkeypatch):
+    """config.launch imports the tuning table and asks it (no registration at import): only
+    for a CUDA device and a batch size; a forced plan wins over it."""
+    fused = [p for p in config.candidates(LSTM, 64, 64, torch.float16) if not p.split]
+    default, chosen = fused[0], fused[-1]
+    assert default != chosen
     calls = []
-    monkeypatch.setattr(config, "_plan_source", lambda *a: calls.append(a) or chosen)
-    assert config.plan(LSTM, 64, 64, torch.float16, 8, torch.device("cpu")) == chosen
-    assert config.plan(LSTM, 64, 64, torch.float16) == config.default_plan(LSTM, 64, 64, torch.float16)
-    assert len(calls) == 1
-    with config.force_plan(config.candidates(LSTM, 64, 64, torch.float16)[0]) :
-        assert config.plan(LSTM, 64, 64, torch.float16, 8, None) != chosen
+    monkeypatch.setattr(tuning, "tuned_plan", lambda *a: calls.append(a) or chosen)
+    cuda = torch.device("cuda")
+    assert config.launch(LSTM, 64, 64, torch.float16, 8, cuda) == config.Launch(chosen)
+    assert config.plan(LSTM, 64, 64, torch.float16, 8, cuda) == chosen
+    assert config.plan(LSTM, 64, 64, torch.float16, 8, torch.device("cpu")) == default
+    assert config.plan(LSTM, 64, 64, torch.float16, None, cuda) == default
+    assert len(calls) == 2
+    with config.force_plan(default):
+        assert config.plan(LSTM, 64, 64, torch.float16, 8, cuda) == default
+    assert len(calls) == 2
 
 
 def _writer(path, worker):

@@ -7,7 +7,6 @@ implementation with the same weights.
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import tuning  # noqa: F401  (registers the tuning table with the kernels)
 from .convert import convert
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 

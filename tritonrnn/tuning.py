@@ -143,7 +143,3 @@ def tuned_plan(cell, hidden, width, dtype, batch, device):
         return None  # the interpreter and CPU have nothing to tune
     return lookup(cell, hidden, width, dtype, batch, _device_name(device))
 
-
-# Until the decider in kernels/config.py imports tuned_plan itself, the table registers here
-# (tritonrnn/__init__.py imports this module).
-config.set_plan_source(tuned_plan)
