@@ -1,6 +1,6 @@
 """Determinism: the same inputs give bitwise identical outputs and gradients, run after run,
-in both regimes; the only atomics in the kernels are the split regime's barrier counters (never
-data, so no order-dependent sums); dropout draws its masks from torch's generator exactly as
+in both regimes; the only atomics in the kernels are the split regime's ticket counter, step
+flags and status words (never data, so no order-dependent sums); dropout draws its masks from torch's generator exactly as
 torch.nn does, so a seed reproduces them and the generator ends in the same state.
 """
 import ast
