@@ -14,6 +14,8 @@ import threading
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import launches, memory
 from .config import force_plan, force_split  # noqa: F401  (re-exported: the forced plans)
 
@@ -48,6 +50,7 @@ if os.environ.get("TRITONRNN_POISON", "0") == "1":
 class Traffic:
     loaded: int = 0
     stored: int = 0
+    loaded_int32: int = 0  # of `loaded`: int32 words (lengths, the split regime's flags)
 
     @property
     def total(self):
@@ -66,8 +69,11 @@ def count_traffic():
 
     def counted_load(self, ptrs, mask, other, *args):
         ret = load(self, ptrs, mask, other, *args)
+        moved = int(mask.data.sum()) * ret.data.dtype.itemsize
         with lock:
-            traffic.loaded += int(mask.data.sum()) * ret.data.dtype.itemsize
+            traffic.loaded += moved
+            if ret.data.dtype == np.int32:
+                traffic.loaded_int32 += moved
         return ret
 
     def counted_store(self, ptrs, value, mask, *args):

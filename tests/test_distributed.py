@@ -78,6 +78,9 @@ def _worker(rank, store_path, out_dir):
             _loss(model, *_shard(rank)).backward()
             grads = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
             torch.save(grads, os.path.join(out_dir, f"fsdp{rank}.pt"))
+        # Both ranks done before either tears the group down: a rank leaving while the other
+        # still talks to it has aborted in gloo ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
