@@ -31,8 +31,8 @@ def test_fused_forward_traffic(cell, H, P, training):
 # + 1 KiB), the bound of the "resident weights" issue. The difference of a 2- and a 4-step run
 # is per-step traffic only (the one load of W per launch drops out). The flags are counted
 # apart (int32 words): how often a waiting thread polls them depends on thread scheduling,
-# so the data's bytes are held to the bound exactly and the flags to one poll of the group
-# per wait, or more.
+# so the data's bytes are held to the bound exactly and the flags to at least one poll of the
+# group per program and step.
 @pytest.mark.parametrize("cell,H", [("LSTM", 128), ("GRU", 128), ("RNN_TANH", 192),
                                     ("LSTM", 768)],
                          ids=["lstm128", "gru128", "rnn192", "lstm768-anchor"])
@@ -52,4 +52,4 @@ def test_split_forward_loads_no_weights_per_step(cell, H):
     h_and_xp = B * H * elt + kind.gates * B * slice_units * elt
     assert h_and_xp <= per_program <= 1.1 * (h_and_xp + 1024), (per_program, h_and_xp)
     one_poll = programs * 4  # every program reads the group's flags at least once a step
-    assert flags[4] - flags[2] >= 2 * programs * one_poll, (flags, one_poll)
+    assert all(flags[T] >= T * programs * one_poll for T in flags), (flags, one_poll)
