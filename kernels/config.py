@@ -3,9 +3,9 @@
 Two regimes:
 - fused: one program per (batch tile, direction) holds all of W_hh (and W_hr) on chip for the
   whole sequence (kernels/fused.py).
-- split: the hidden dimension is divided into slices across programs that exchange h through
-  global memory every step (kernels/split.py), in one persistent launch with a barrier per
-  phase among the programs of a batch tile.
+- split: the hidden dimension is divided into slices across programs, each keeping its rows
+  of W_hh on chip, that exchange h through global memory every step (kernels/split.py), in
+  one persistent launch; the programs of a batch tile wait for each other's step flags.
 """
 import contextlib
 import functools

@@ -221,7 +221,8 @@ def store_partial(part_ptr, w, stack, k0, K, BLOCK_B: tl.constexpr, BLOCK_KC: tl
 
 @triton.jit
 def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
-                       RES: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_KC: tl.constexpr,
+                       RES: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr,
+                       BLOCK_KC: tl.constexpr,
                        DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
                        PRECISION: tl.constexpr):
     """part [K, BLOCK_B] = W[rows, :K]^T @ stack [M, BLOCK_B]: a slice's share of dh_{t-1}."""
@@ -386,7 +387,8 @@ def forward_cell(
 @triton.jit
 def forward_projection(
     p0_, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid,
-    H, K, RES_PROJ: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+    H, K, RES_PROJ: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_N: tl.constexpr,
     BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
@@ -395,11 +397,13 @@ def forward_projection(
     offs_p = p0_ + tl.arange(0, BLOCK_N)
     mask = (offs_p[:, None] < K) & mask_b[None, :]
     acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
-                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, BLOCK_N, BLOCK_B, BLOCK_KC,
+                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, BLOCK_N, BLOCK_B,
+                           BLOCK_KC,
                            DOT_DTYPE, ACC_DTYPE, PRECISION)
     h_next = tl.where(valid, acc, h_own)
     tl.store(cur + state_col * K + offs_p[:, None], h_next.to(cur.dtype.element_ty), mask=mask)
-    tl.store(y_ptr + col * K + offs_p[:, None], tl.where(valid, acc, 0.0).to(y_ptr.dtype.element_ty),
+    tl.store(y_ptr + col * K + offs_p[:, None],
+             tl.where(valid, acc, 0.0).to(y_ptr.dtype.element_ty),
              mask=mask)
     return h_next
 
@@ -505,7 +509,8 @@ def split_forward_kernel(
                     sl * BLOCK_N, tl.load(sc_ptrs, mask=sc_mask, other=0.0),
                     tl.load(sh_ptrs, mask=sh_mask, other=0.0), xs0, xs1, xs2, xs3, w0, w1, w2,
                     w3, w_base, bhn_ptr, prev, cur, hh_ptr, y_ptr, act_ptr, cs_ptr, col, seq_col,
-                    state_col, mask_b, valid, d64, H, K, CELL, G, GP, S, HAS_BHN, PROJ, TRAINING, 0, True,
+                    state_col, mask_b, valid, d64, H, K, CELL, G, GP, S, HAS_BHN, PROJ, TRAINING, 0,
+                    True,
                     BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
                 tl.store(sc_ptrs, c_sl, mask=sc_mask)
                 if not PROJ:
@@ -590,7 +595,8 @@ def backward_cell(
                  mask=mask)
     stack = stack_gates(g0, g1, g_rec2, g3, GP, BLOCK_N, BLOCK_B)
     rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
-    rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, RES, STREAM, BLOCK_B,
+    rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, RES, STREAM,
+                       BLOCK_B,
                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     return tl.where(valid, dc_prev, dc), tl.where(valid, dh_direct, 0.0)
 
@@ -699,9 +705,9 @@ def split_backward_kernel(
                     tot = dh_with_dy(tl.load(sk_ptrs, mask=sk_mask, other=0.0), dy_ptr, col,
                                      sl * BLOCK_N, mask_b, valid, K, HAS_DY, BLOCK_N, ACC_DTYPE)
                     tl.store(sk_ptrs, tot, mask=sk_mask)
-                    tl.store(dhx_ptr + state_col * K + sl * BLOCK_N + tl.arange(0, BLOCK_N)[:, None],
-                             tot, mask=sk_mask)
-                    tl.store(dhs_ptr + seq_col * K + sl * BLOCK_N + tl.arange(0, BLOCK_N)[:, None],
+                    k_rows = sl * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
+                    tl.store(dhx_ptr + state_col * K + k_rows, tot, mask=sk_mask)
+                    tl.store(dhs_ptr + seq_col * K + k_rows,
                              tl.where(valid, tot, 0.0).to(dhs_ptr.dtype.element_ty), mask=sk_mask)
             publish(flags_in + pid_n, step + 1)
             alive = wait_for_group(flags_in, progs, step + 1, alive, spin_limit, sync_ptr, step,
@@ -726,7 +732,8 @@ def split_backward_kernel(
                     sl_offs = n0 + tl.arange(0, BLOCK_N)
                     dh_cell_sl = rows_times_state(
                         r0, r1, r2, r3, wr_base, sl_offs.to(tl.int64), sl_offs < H, 1, H,
-                        dhx_ptr, state_col, mask_b, K, 0, True, BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                        dhx_ptr, state_col, mask_b, K, 0, True, BLOCK_N, BLOCK_B, BLOCK_KC,
+                        DOT_DTYPE,
                         ACC_DTYPE, PRECISION)
                 else:
                     sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
