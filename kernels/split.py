@@ -26,6 +26,15 @@ owner of each slice of K sums the partials of every slice in a fixed order, so r
 bitwise the same whatever the number of programs. With a projection each step has two
 exchanges (the cell output, then h).
 
+Memory ordering, and what is not yet proven: the producer's data stores are ordered before
+its flag by the release (a GPU-scope fence); the consumer's data loads are strong loads
+issued only after its poll loop has seen every flag (a control dependency), so they reach L2
+after the data did. The PTX memory model guarantees this only with an acquire on the
+consumer's side, which would invalidate L1 each step; NVIDIA GPUs do not issue loads
+speculatively past a branch, which is what this relies on. The interpreter is sequentially
+consistent and cannot show a violation: the gpu tier's parity tests (tests/test_gpu.py) are
+where a stale read would show, and no GPU has run them yet.
+
 Never hang. A group's programs take consecutive tickets from a counter in the order they
 start, so the host only needs one group resident at a time (any number of groups runs in
 waves). Every wait is bounded by `spin_limit` polls: past it the program records the step in
