@@ -125,18 +125,19 @@ def loop_trips(job, arch):
     columns past a first slice's resident chunks, and (multi-slice forms) the further slices
     a program walks, each streaming all of its rows."""
     from tritonrnn.kernels.compile_specs import split_layout_for
+    from tritonrnn.kernels.split import STREAM_KC
     c = job["config"]
     hidden, width = job["hidden_size"], job["proj_size"] or job["hidden_size"]
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
     progs = programs_per_group(job, arch)
     if not job["kernel"].startswith("split"):
         return {}
-    layout = split_layout_for(job["kernel"], job["cell"], job["dtype"], c, hidden, width, arch,
+    layout = split_layout_for(job["cell"], job["dtype"], c, hidden, width, arch,
                               progs)
-    kc = c["block_k"]
-    streamed = max(0, cdiv(width, kc) - layout.res_chunks)  # W_hh columns of the first slice
-    return {"range(RES * BLOCK_KC, L, BLOCK_KC)": streamed,
-            "range(RES * BLOCK_KC, K, BLOCK_KC)": streamed,
+    # W_hh columns of the first slice past its resident chunks, in STREAM_KC-wide chunks
+    streamed = cdiv(max(0, width - layout.res_chunks * c["block_k"]), STREAM_KC.value)
+    return {"range(RES * BLOCK_KC, L, STREAM_KC)": streamed,
+            "range(RES * BLOCK_KC, K, STREAM_KC)": streamed,
             "range(pid_n + progs, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1}

@@ -40,8 +40,8 @@ def is_multi_slice(form):
     return form in MULTI_SLICE_FORMS
 
 
-def split_layout_for(form, cell, dtype, config, hidden, width, arch, programs=None):
-    """The SplitLayout the launcher runs a split `form` with on sm_`arch` (resident chunks
+def split_layout_for(cell, dtype, config, hidden, width, arch, programs=None):
+    """The SplitLayout the launcher runs a split plan with on sm_`arch` (resident chunks
     from that architecture's shared memory), with `programs` per group (default: one per
     hidden slice)."""
     from . import config as plans
@@ -78,7 +78,7 @@ def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
     backward = form.startswith("split_backward")
     if not backward and not form.startswith("split_forward"):
         raise ValueError(f"unknown kernel form {form!r}")
-    layout = split_layout_for(form, cell, dtype, config, hidden, width, arch, programs)
+    layout = split_layout_for(cell, dtype, config, hidden, width, arch, programs)
     meta = split_meta(layout, code, hidden, width, backward)
     options = {k: meta.pop(k) for k in _OPTIONS}
     meta["MULTI"] = is_multi_slice(form)

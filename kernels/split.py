@@ -259,7 +259,8 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                  SLICES_P2: tl.constexpr):
     """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
-    order (groups of up to 8 slices, loaded together): [BLOCK_N, BLOCK_B]."""
+    order (groups of up to 64 slices, each group loaded at once: one round trip at the
+    anchor's 48 slices): [BLOCK_N, BLOCK_B]."""
     SC: tl.constexpr = 64 if SLICES_P2 > 64 else SLICES_P2
     offs_k = n0 + tl.arange(0, BLOCK_N)
     offs_j = tl.arange(0, BLOCK_B)
