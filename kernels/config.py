@@ -224,7 +224,7 @@ class SplitLayout:
 def resident_chunks(cell, plan, hidden, width, dtype, shared_limit):
     """(W_hh chunks, W_hr chunks) a program of `plan` keeps on chip within shared_limit
     bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles)."""
-    item = torch.empty((), dtype=dtype).element_size()
+    item = dtype.itemsize
     rows = padded_gates(cell) * plan.block_h
     chunk = plan.block_k
     staging = chunk * plan.block_b * item  # the state chunk each resident product reads
