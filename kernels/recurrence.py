@@ -37,11 +37,17 @@ def split_meta(layout, code, H, K, backward):
     plan = layout.plan
     stream_w, stream_wr = layout.streams(H, K)
     warps = split_backward_warps(plan.num_warps) if backward else plan.num_warps
-    return dict(GP=config.padded_gates(code), MULTI=layout.multi,
+    meta = dict(GP=config.padded_gates(code), MULTI=layout.multi,
                 RES_CHUNKS=layout.res_chunks, RES_PROJ=layout.res_proj, STREAM_W=stream_w,
                 STREAM_WR=stream_wr, SLICES_P2=triton.next_power_of_2(layout.n_slices),
                 BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
+    if backward:  # the partial products' sum (split.sum_partials)
+        slices = layout.n_slices
+        sum_slices = -(-slices // 16) * 16 if slices > 16 else triton.next_power_of_2(slices)
+        meta.update(SUM_SLICES=sum_slices,
+                    WIDE_PARTS=sum_slices * K * plan.block_b >= 2 ** 31)
+    return meta
 
 
 def _split_launch(layout, code, B, H, K, D, device, backward):

@@ -220,11 +220,12 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
 @triton.jit
 def store_partial(part_ptr, w, stack, k0, K, BLOCK_B: tl.constexpr, BLOCK_KC: tl.constexpr,
                   DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    """part[k0:k0+BLOCK_KC, :] = w^T @ stack: one chunk of a slice's partial product."""
+    """part[k0:k0+BLOCK_KC, :] = w^T @ stack: one chunk of a slice's partial product
+    (part_ptr: the slice's [K, BLOCK_B], whose offsets fit int32)."""
     kk = k0 + tl.arange(0, BLOCK_KC)
     part = tl.dot(tl.trans(w).to(DOT_DTYPE), stack.to(DOT_DTYPE), out_dtype=ACC_DTYPE,
                   input_precision=PRECISION)
-    tl.store(part_ptr + kk[:, None].to(tl.int64) * BLOCK_B + tl.arange(0, BLOCK_B)[None, :],
+    tl.store(part_ptr + kk[:, None] * BLOCK_B + tl.arange(0, BLOCK_B)[None, :],
              part, mask=kk[:, None] < K)
 
 
@@ -257,21 +258,52 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 
 @triton.jit
 def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 SLICES_P2: tl.constexpr):
+                 SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr):
     """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
-    order (groups of up to 64 slices, each group loaded at once: one round trip at the
-    anchor's 48 slices): [BLOCK_N, BLOCK_B]."""
-    SC: tl.constexpr = 64 if SLICES_P2 > 64 else SLICES_P2
+    order: [BLOCK_N, BLOCK_B]. SUM_SLICES (>= n_slices) is a multiple of the 16-slice load
+    group, or a power of two below 16, so no more slices are loaded than the padding needs;
+    every group's load goes out at once (one round trip). Offsets within the group's parts
+    are int32 unless WIDE_PARTS (slices * K * BLOCK_B >= 2^31): int64 offsets of every
+    element, hoisted out of the time loop, spilled the backward on sm_80 and under triton
+    3.6."""
+    SC: tl.constexpr = 16 if SUM_SLICES > 16 else SUM_SLICES
     offs_k = n0 + tl.arange(0, BLOCK_N)
     offs_j = tl.arange(0, BLOCK_B)
-    inner = offs_k[None, :, None].to(tl.int64) * BLOCK_B + offs_j[None, None, :]
+    inner = offs_k[None, :, None] * BLOCK_B + offs_j[None, None, :]
+    stride = K * BLOCK_B
+    if WIDE_PARTS:
+        inner = inner.to(tl.int64)
+        stride = stride.to(tl.int64)
     acc = tl.zeros([BLOCK_N, BLOCK_B], group_parts.dtype.element_ty)
-    for s0 in tl.static_range(0, SLICES_P2, SC):
-        sl = s0 + tl.arange(0, SC)
-        ptrs = group_parts + sl[:, None, None].to(tl.int64) * K * BLOCK_B + inner
-        mask = (sl[:, None, None] < n_slices) & (offs_k[None, :, None] < K)
-        acc += tl.sum(tl.load(ptrs, mask=mask, other=0.0, volatile=True), axis=0)
+    # four load groups in flight at once (one round trip up to 64 slices)
+    for s0 in tl.static_range(0, SUM_SLICES, 4 * SC):
+        p0 = load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC)
+        p1 = p0
+        p2 = p0
+        p3 = p0
+        if s0 + SC < SUM_SLICES:
+            p1 = load_slices(group_parts, s0 + SC, n_slices, stride, inner, offs_k, K, SC)
+        if s0 + 2 * SC < SUM_SLICES:
+            p2 = load_slices(group_parts, s0 + 2 * SC, n_slices, stride, inner, offs_k, K, SC)
+        if s0 + 3 * SC < SUM_SLICES:
+            p3 = load_slices(group_parts, s0 + 3 * SC, n_slices, stride, inner, offs_k, K, SC)
+        if s0 + SC < SUM_SLICES:
+            p0 += p1
+        if s0 + 2 * SC < SUM_SLICES:
+            p0 += p2
+        if s0 + 3 * SC < SUM_SLICES:
+            p0 += p3
+        acc += tl.sum(p0, axis=0)  # one cross-warp reduction per four groups
     return acc
+
+
+@triton.jit
+def load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC: tl.constexpr):
+    """parts [SC, BLOCK_N, BLOCK_B] of slices s0 + [0, SC) at the rows of `inner`."""
+    sl = s0 + tl.arange(0, SC)
+    mask = (sl[:, None, None] < n_slices) & (offs_k[None, :, None] < K)
+    return tl.load(group_parts + sl[:, None, None] * stride + inner, mask=mask, other=0.0,
+                   volatile=True)
 
 
 @triton.jit
@@ -646,6 +678,7 @@ def split_backward_kernel(
     HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
     RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
+    SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr,
     STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
@@ -768,7 +801,8 @@ def split_backward_kernel(
                                SLICES_P2)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
-            rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
+            rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
+                               WIDE_PARTS)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh_total)
@@ -776,7 +810,8 @@ def split_backward_kernel(
             for sl in range(pid_n + progs, n_rec, progs):
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
-                rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SLICES_P2)
+                rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
+                                   WIDE_PARTS)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
