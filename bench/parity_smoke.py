@@ -102,9 +102,9 @@ class fake_sm_count:
         self.saved = real = config.device_limits
         if self.sms is not None:
             def limits(device):
-                shared = real(device)[1] if device is not None and device.type == "cuda" \
-                    and torch_cuda_available() else config.SHARED_PER_BLOCK[9]
-                return self.sms, shared
+                if device is not None and device.type == "cuda" and torch_cuda_available():
+                    return (self.sms,) + real(device)[1:]
+                return self.sms, config.SHARED_PER_BLOCK[9], 9
             config.device_limits = limits
         return self
 

@@ -50,7 +50,8 @@ def split_layout_for(cell, dtype, config, hidden, width, arch, programs=None):
     n_slices = -(-hidden // plan.block_h)
     with dtypes.tf32_for(dtype):
         res, res_proj = plans.resident_chunks(code, plan, hidden, width, dtypes.torch_dtype(dtype),
-                                              plans.SHARED_PER_BLOCK[arch // 10])
+                                              plans.SHARED_PER_BLOCK[arch // 10],
+                                              wgmma=arch // 10 >= plans.WGMMA_MAJOR)
     return plans.SplitLayout(plan, programs or n_slices, n_slices, res, res_proj)
 
 

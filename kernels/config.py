@@ -192,9 +192,11 @@ def _candidates(cell, hidden, width, dtype, include_pruned, math_name):
 # properties do not say (torch's own figures for H100 and A100).
 SHARED_PER_BLOCK = {9: 232448, 8: 166912}
 NOMINAL_SMS = 132  # an H100/H200, for the layout the compile report assumes
-# Shared memory a split program needs besides its resident chunks (gate split, staging of
-# the dot results, the flags poll): a margin the compile report checks.
+# Shared memory a split program needs besides its resident chunks and their staged state
+# (gate split, layout conversions, the flags poll): a margin; the compile report checks the
+# real figure (LSTM fp16: 16 KiB on sm_80, none beyond the staging on sm_90).
 SHARED_RESERVE = 32 * 1024
+WGMMA_MAJOR = 9  # compute capability from which the products run on wgmma
 # Polls of the group's flags before a waiting program gives up (a few seconds on a GPU).
 SPIN_LIMIT = 1 << 22
 
@@ -221,13 +223,15 @@ class SplitLayout:
                 width != hidden and self.res_proj * chunk < hidden)
 
 
-def resident_chunks(cell, plan, hidden, width, dtype, shared_limit):
+def resident_chunks(cell, plan, hidden, width, dtype, shared_limit, wgmma=True):
     """(W_hh chunks, W_hr chunks) a program of `plan` keeps on chip within shared_limit
-    bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles)."""
+    bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles). With
+    `wgmma` (sm_90) each product also stages its state chunk in shared memory (wgmma reads
+    both operands there); mma.sync (sm_80) takes the state from registers."""
     item = dtype.itemsize
     rows = padded_gates(cell) * plan.block_h
     chunk = plan.block_k
-    staging = chunk * plan.block_b * item  # the state chunk each resident product reads
+    staging = chunk * plan.block_b * item if wgmma else 0
     budget = shared_limit - SHARED_RESERVE
     res = min(4, -(-width // chunk))
     while res > 0 and res * (rows * chunk * item + staging) > budget:
@@ -242,18 +246,19 @@ def resident_chunks(cell, plan, hidden, width, dtype, shared_limit):
 
 
 def device_limits(device):
-    """(SMs, shared memory per block) of a CUDA device; None for other devices."""
+    """(SMs, shared memory per block, compute capability major) of a CUDA device; None for
+    other devices."""
     if device is None or device.type != "cuda":
         return None
     props = torch.cuda.get_device_properties(device)
     shared = getattr(props, "shared_memory_per_block_optin", 0) or \
         SHARED_PER_BLOCK.get(props.major, 99 * 1024)
-    return props.multi_processor_count, shared
+    return props.multi_processor_count, shared, props.major
 
 
 def split_layout(plan, cell, hidden, width, dtype, limits=None):
     """The layout of a split launch of `plan` on a device with `limits` = (SMs, shared memory
-    per block), None for the interpreter. A group's programs wait for each other, so all
+    per block, compute capability major), None for the interpreter (planned as an H100). A group's programs wait for each other, so all
     must run at once: one program per slice when the device has as many SMs, else one per SM
     walking several slices with the widest-slice plan clean in that form. The interpreter runs
     programs one after another, so there one program walks all of a group's slices (unless a
@@ -262,15 +267,16 @@ def split_layout(plan, cell, hidden, width, dtype, limits=None):
     forced = _forced_split if plan.split else None
     if limits is None:
         progs = forced.programs if forced is not None and forced.programs else 1
-        shared = SHARED_PER_BLOCK[9]
+        shared, major = SHARED_PER_BLOCK[9], 9
     else:
-        sms, shared = limits
+        sms, shared, major = limits
         if n_slices > sms:
             plan = multi_slice_plan(cell, hidden, width, dtype)
             n_slices = -(-hidden // plan.block_h)
         progs = min(n_slices, sms)
     progs = min(progs, n_slices)
-    res, res_proj = resident_chunks(cell, plan, hidden, width, dtype, shared)
+    res, res_proj = resident_chunks(cell, plan, hidden, width, dtype, shared,
+                                    wgmma=major >= WGMMA_MAJOR)
     if forced is not None and forced.resident_chunks is not None:
         res = min(res, forced.resident_chunks)
         res_proj = min(res_proj, forced.resident_chunks)

@@ -45,7 +45,7 @@ def launcher_calls(monkeypatch, request):
     sms = SMS[getattr(request, "param", "H100")]
     monkeypatch.setattr(recurrence, "INTERPRET", False)
     monkeypatch.setattr(config, "device_limits",
-                        lambda device: (sms, config.SHARED_PER_BLOCK[9]))
+                        lambda device: (sms, config.SHARED_PER_BLOCK[9], 9))
     captures = {}
     for name in ("fused_forward_kernel", "fused_backward_kernel", "split_forward_kernel",
                  "split_backward_kernel"):

@@ -13,8 +13,8 @@ from tritonrnn.kernels import config, dtypes, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
 LSTM, GRU, RNN = CELL_CODES["LSTM"], CELL_CODES["GRU"], CELL_CODES["RNN_TANH"]
-H100 = (132, config.SHARED_PER_BLOCK[9])
-A100 = (108, config.SHARED_PER_BLOCK[8])
+H100 = (132, config.SHARED_PER_BLOCK[9], 9)
+A100 = (108, config.SHARED_PER_BLOCK[8], 8)
 
 
 def test_interpreter_walks_every_slice_in_one_program():
@@ -32,9 +32,10 @@ def test_one_program_per_slice_when_the_slices_fit():
 @pytest.mark.parametrize("cell,H,dtype,limits,res", [
     (LSTM, 768, torch.float16, H100, 3),    # the anchor: 64 rows x 768 fp16 = 96 KiB, all kept
     (LSTM, 1024, torch.float16, H100, 4),   # 128 KiB
-    (LSTM, 1024, torch.float16, A100, 3),   # 163 KiB per block: the fourth chunk is streamed
+    (LSTM, 1024, torch.float16, A100, 4),   # 163 KiB per block; mma.sync stages no state
+    (LSTM, 2048, torch.float16, A100, 4),   # half of each row kept, half streamed
     (LSTM, 2048, torch.float16, H100, 4),   # 8 chunks: half of each row kept, half streamed
-    (LSTM, 768, torch.float32, A100, 1),    # fp32 rows are twice the bytes: 64 KiB a chunk
+    (LSTM, 768, torch.float32, A100, 2),    # fp32 rows are twice the bytes: 64 KiB a chunk
     (RNN, 768, torch.float16, H100, 3),     # RNN: 64 units of one gate per program
     (GRU, 256, torch.bfloat16, H100, 1),
 ])
@@ -44,7 +45,8 @@ def test_resident_chunks_fit_shared_memory(cell, H, dtype, limits, res):
     assert layout.res_chunks == res
     item = torch.empty((), dtype=dtype).element_size()
     rows = config.padded_gates(cell) * plan.block_h
-    kept = layout.res_chunks * (rows * plan.block_k * item + plan.block_k * plan.block_b * item)
+    staged = plan.block_k * plan.block_b * item if limits[2] >= 9 else 0  # wgmma's operand
+    kept = layout.res_chunks * (rows * plan.block_k * item + staged)
     assert kept + config.SHARED_RESERVE <= limits[1]
     assert layout.streams(H, H)[0] == (res * plan.block_k < H)
 
@@ -69,7 +71,7 @@ def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
     width = hidden // 4 if proj else hidden
     chosen = config.default_plan(code, hidden, width, dtype)
     assert chosen.split
-    layout = config.split_layout(chosen, code, hidden, width, dtype, (sms, H100[1]))
+    layout = config.split_layout(chosen, code, hidden, width, dtype, (sms,) + H100[1:])
     plan, progs, n_slices = layout.plan, layout.progs, layout.n_slices
     assert n_slices == -(-hidden // plan.block_h)
     assert progs == min(n_slices, sms)
