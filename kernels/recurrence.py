@@ -42,10 +42,11 @@ def split_meta(layout, code, H, K, backward):
                 STREAM_WR=stream_wr, SLICES_P2=triton.next_power_of_2(layout.n_slices),
                 BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
-    if backward:  # the partial products' sum (split.sum_partials)
-        slices = layout.n_slices
-        sum_slices = -(-slices // 16) * 16 if slices > 16 else triton.next_power_of_2(slices)
-        meta.update(SUM_SLICES=sum_slices,
+    if backward:  # the partial products' sum (split.sum_partials): 256 rows a load group
+        slices, group = layout.n_slices, max(1, 256 // plan.block_h)
+        sum_slices = (-(-slices // group) * group if slices > group
+                      else triton.next_power_of_2(slices))
+        meta.update(SUM_SLICES=sum_slices, SUM_GROUP=min(group, sum_slices),
                     WIDE_PARTS=sum_slices * K * plan.block_b >= 2 ** 31)
     return meta
 

@@ -258,15 +258,15 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 
 @triton.jit
 def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr):
+                 SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr):
     """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
-    order: [BLOCK_N, BLOCK_B]. SUM_SLICES (>= n_slices) is a multiple of the 16-slice load
-    group, or a power of two below 16, so no more slices are loaded than the padding needs;
-    every group's load goes out at once (one round trip). Offsets within the group's parts
+    order: [BLOCK_N, BLOCK_B]. Slices are loaded SUM_GROUP (a power of two) at a time, four
+    groups at once (one round trip); SUM_SLICES (>= n_slices) is a multiple of SUM_GROUP, so
+    no more slices are loaded than that rounding needs. Offsets within the group's parts
     are int32 unless WIDE_PARTS (slices * K * BLOCK_B >= 2^31): int64 offsets of every
     element, hoisted out of the time loop, spilled the backward on sm_80 and under triton
     3.6."""
-    SC: tl.constexpr = 16 if SUM_SLICES > 16 else SUM_SLICES
+    SC: tl.constexpr = SUM_GROUP
     offs_k = n0 + tl.arange(0, BLOCK_N)
     offs_j = tl.arange(0, BLOCK_B)
     inner = offs_k[None, :, None] * BLOCK_B + offs_j[None, None, :]
@@ -678,7 +678,7 @@ def split_backward_kernel(
     HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
     RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
-    SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr,
+    SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr,
     STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
@@ -802,7 +802,7 @@ def split_backward_kernel(
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
             rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                               WIDE_PARTS)
+                               SUM_GROUP, WIDE_PARTS)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh_total)
@@ -811,7 +811,7 @@ def split_backward_kernel(
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
                 rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                                   WIDE_PARTS)
+                                   SUM_GROUP, WIDE_PARTS)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)

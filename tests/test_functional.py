@@ -78,6 +78,34 @@ def test_split_regime_streams_what_is_not_resident(kind, H, P):
         _check_against_reference(prob)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_split_backward_wide_partial_offsets(monkeypatch, kind):
+    """The backward's partial-product offsets are int32 within a group unless the group's
+    partials pass 2^31 elements (H * K of about 2^27, too big to run here): the int64 form,
+    forced on a small layer, gives bitwise the same gradients."""
+    from tritonrnn.kernels import recurrence
+    prob = make_problem(MODE[kind], T=3, B=3, I=5, H=40, P=0, D=2, h0=True, lengths=(3, 1, 2))
+    with force_split(16):
+        narrow = run_layer(functional.recurrent_layer, prob, F64)
+        real_meta = recurrence.split_meta
+
+        calls = []
+
+        def wide_meta(*args, **kwargs):
+            meta = real_meta(*args, **kwargs)
+            if "WIDE_PARTS" not in meta:  # the forward
+                return meta
+            assert meta["WIDE_PARTS"] is False  # the small layer's own choice
+            calls.append(1)
+            return dict(meta, WIDE_PARTS=True)
+        monkeypatch.setattr(recurrence, "split_meta", wide_meta)
+        wide = run_layer(functional.recurrent_layer, prob, F64)
+    assert calls, "the backward did not run in the split regime"
+    for got, want in ((wide[0], narrow[0]), (wide[1], narrow[1])):
+        for name, value in want.items():
+            assert (value is None and got[name] is None) or torch.equal(got[name], value), name
+
+
 def test_split_regime_raises_when_its_programs_cannot_wait_for_each_other(monkeypatch):
     """Two programs per group under the sequential interpreter: the first runs alone and can
     never see the second's flags, as on a GPU whose SMs are held by something else. The waits
