@@ -805,7 +805,7 @@ def split_backward_kernel(
                                SUM_GROUP, WIDE_PARTS)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
-            dh = tl.where(valid, rec, dh_total)
+            dh = tl.where(valid, rec, dh)  # past a length dy is masked: dh_total == dh there
         if MULTI:
             for sl in range(pid_n + progs, n_rec, progs):
                 n0 = sl * BLOCK_N
