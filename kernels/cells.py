@@ -150,5 +150,9 @@ def cell_backward(CELL: tl.constexpr, a0, a1, a2, a3, c, c_prev, h_prev, dh, dc)
         if CELL == CELL_RNN_TANH:
             d = dh * (1.0 - a0 * a0)
         else:
-            d = tl.where(a0 <= 0.0, 0.0, dh)  # as torch's threshold_backward: NaN passes dh
+            # as torch's threshold_backward (NaN passes dh). a0 is moved to dh's layout
+            # before the comparison: a boolean tensor moved between layouts through shared
+            # memory crashes the compiler (fp32 split backward, triton 3.9).
+            a0 = a0 + tl.where(zero == 0.0, zero, 0.0)  # dh * 0, finite
+            d = tl.where(a0 <= 0.0, 0.0, dh)
         return d, zero, zero, zero, zero, dc, zero

@@ -227,7 +227,12 @@ def resident_chunks(cell, plan, hidden, width, dtype, shared_limit, wgmma=True):
     """(W_hh chunks, W_hr chunks) a program of `plan` keeps on chip within shared_limit
     bytes: W_hh's first, as many as fit (at most 4 each, the kernel's resident tiles). With
     `wgmma` (sm_90) each product also stages its state chunk in shared memory (wgmma reads
-    both operands there); mma.sync (sm_80) takes the state from registers."""
+    both operands there); mma.sync (sm_80) takes the state from registers. fp32 without
+    TF32 keeps none: its products run on the FMA units, which hold both operands in
+    registers, so a resident W would live in registers (it spilled 0.5-17 KiB at every
+    size compiled); it is streamed in narrow chunks instead."""
+    if math_dtype_name(dtype) == "fp32":
+        return 0, 0
     item = dtype.itemsize
     rows = padded_gates(cell) * plan.block_h
     chunk = plan.block_k

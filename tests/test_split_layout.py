@@ -94,3 +94,15 @@ def test_every_split_shape_has_a_multi_slice_plan(dname, monkeypatch):
             for width in {hidden, hidden // 4} if code == LSTM else {hidden}:
                 plan = config.multi_slice_plan(code, hidden, width, dtype)
                 assert plan.split and plan in config.candidates(code, hidden, width, dtype)
+
+
+def test_fp32_without_tf32_streams_its_rows(monkeypatch):
+    """fp32 products without TF32 run on the FMA units, which hold both operands in
+    registers: a resident W would be a register-resident one (it spilled at every size), so
+    none is kept and the rows are streamed."""
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    layout = config.split_layout(plan, LSTM, 768, 768, torch.float32, H100)
+    assert (layout.res_chunks, layout.res_proj) == (0, 0) and layout.streams(768, 768)[0]
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert config.split_layout(plan, LSTM, 768, 768, torch.float32, H100).res_chunks == 2
