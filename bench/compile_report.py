@@ -337,11 +337,9 @@ def write_pruned(records, command):
     print(f"wrote {len(entries)} pruned configurations to {pruning.PRUNED_FILE}", file=sys.stderr)
 
 
-def _prune_version_from(paths):
-    """--prune-version-from: the installed Triton's failures, recorded for its version only."""
+def _installed_triton_records(paths):
+    """The records in `paths`, all compiled under the installed Triton (else exit)."""
     import triton
-    from tritonrnn.kernels import pruning
-    from . import prune_rules
     records = []
     for path in paths:
         with open(path) as f:
@@ -350,11 +348,35 @@ def _prune_version_from(paths):
     if others:
         raise SystemExit(f"records from triton {sorted(map(str, others))}, not the installed "
                          f"{triton.__version__}: run the report and this under one Triton")
+    return records
+
+
+def _prune_version_from(paths):
+    """--prune-version-from: the installed Triton's failures, recorded for its version only."""
+    from tritonrnn.kernels import pruning
+    from . import prune_rules
+    records = _installed_triton_records(paths)
     added = prune_rules.add_version_entries(
         prune_rules.entries_from_report(records), "python -m bench.compile_report "
         "--prune-version-from " + " ".join(os.path.basename(p) for p in paths))
     print(f"triton {pruning.triton_version_key()}: {added} configurations added to "
           f"{pruning.PRUNED_BY_TRITON_FILE}", file=sys.stderr)
+    return 0
+
+
+def _prune_add_from(paths):
+    """--prune-add-from: failures of a report under the shipped list's Triton, added to it."""
+    import triton
+    from tritonrnn.kernels import pruning
+    from . import prune_rules
+    records = _installed_triton_records(paths)
+    if pruning.triton_version_key() != pruning.SHIPPED_TRITON:
+        raise SystemExit(f"the shipped list is for triton {pruning.SHIPPED_TRITON}, not the "
+                         f"installed {triton.__version__}: use --prune-version-from")
+    added = prune_rules.add_shipped_entries(
+        prune_rules.entries_from_report(records), "python -m bench.compile_report "
+        "--prune-add-from " + " ".join(os.path.basename(p) for p in paths))
+    print(f"{added} configurations added to {pruning.PRUNED_FILE}", file=sys.stderr)
     return 0
 
 
@@ -436,6 +458,10 @@ def main(argv=None):
                         help="compile nothing: add the failures in these report files, run "
                              "under the installed Triton, to its entries in "
                              "kernels/pruned_by_triton.json (the shipped list is untouched)")
+    parser.add_argument("--prune-add-from", nargs="+", default=None, metavar="JSON",
+                        help="compile nothing: add the failures in these report files (run "
+                             "under the shipped list's Triton) to kernels/pruned_configs.json, "
+                             "keeping its entries")
     parser.add_argument("--reuse", nargs="+", default=(), metavar="JSON",
                         help="records of earlier runs (same kernels) to reuse, not recompile")
     parser.add_argument("--workers", type=int, default=None)
@@ -450,6 +476,8 @@ def main(argv=None):
         return 0
     if args.prune_version_from:
         return _prune_version_from(args.prune_version_from)
+    if args.prune_add_from:
+        return _prune_add_from(args.prune_add_from)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: kernels defined under the interpreter cannot be compiled")
     if args.full and args.quick:

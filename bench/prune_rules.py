@@ -54,21 +54,16 @@ def entries_from_report(records):
     return list(failures.values())
 
 
-def add_version_entries(entries, command, version_key=None):
-    """Record `entries` (entries_from_report of a report run under Triton `version_key`,
-    the installed one by default) in pruned_by_triton.json, beside that version's earlier
-    ones; other versions and the shipped list are left as they are. Returns how many were
-    new."""
-    key = version_key or pruning.triton_version_key()
-    entry_key = lambda e: pruning.entry_key(e["cell"], e["proj"], e["dtype"], e["config"])  # noqa: E731
-    table = pruning.read_json(pruning.PRUNED_BY_TRITON_FILE, {"versions": {}})
-    known = {entry_key(e): e for e in pruning.read_json(pruning.PRUNED_FILE,
-                                                        {"configs": []})["configs"]}
-    record = table["versions"].setdefault(key, {"generated_by": [], "configs": []})
-    ours = {entry_key(e): e for e in record["configs"]}
+def _entry_key(e):
+    return pruning.entry_key(e["cell"], e["proj"], e["dtype"], e["config"])
+
+
+def _merge(ours, entries, known):
+    """Put `entries` into `ours` ({key: entry}) unless `known` or `ours` prunes them at least
+    as widely already; returns how many keys are new."""
     added = 0
     for e in entries:
-        k = entry_key(e)
+        k = _entry_key(e)
         if known.get(k, {}).get("forms") in ("all", e["forms"]) or \
                 ours.get(k, {}).get("forms") in ("all", e["forms"]):
             continue  # already pruned at least as widely
@@ -76,11 +71,44 @@ def add_version_entries(entries, command, version_key=None):
             added += 1
         if k not in ours or e["forms"] == "all":
             ours[k] = e
-    record["configs"] = sorted(ours.values(), key=entry_key)
-    record["generated_by"] = sorted(set(record["generated_by"]) | {command})
-    table["versions"] = dict(sorted(table["versions"].items()))
-    with open(pruning.PRUNED_BY_TRITON_FILE, "w") as f:
+    return added
+
+
+def _write(path, table):
+    with open(path, "w") as f:
         json.dump(table, f, indent=1)
         f.write("\n")
     pruning._pruned.cache_clear()
+
+
+def add_version_entries(entries, command, version_key=None):
+    """Record `entries` (entries_from_report of a report run under Triton `version_key`,
+    the installed one by default) in pruned_by_triton.json, beside that version's earlier
+    ones; other versions and the shipped list are left as they are. Returns how many were
+    new."""
+    key = version_key or pruning.triton_version_key()
+    table = pruning.read_json(pruning.PRUNED_BY_TRITON_FILE, {"versions": {}})
+    known = {_entry_key(e): e for e in pruning.read_json(pruning.PRUNED_FILE,
+                                                         {"configs": []})["configs"]}
+    record = table["versions"].setdefault(key, {"generated_by": [], "configs": []})
+    ours = {_entry_key(e): e for e in record["configs"]}
+    added = _merge(ours, entries, known)
+    record["configs"] = sorted(ours.values(), key=_entry_key)
+    record["generated_by"] = sorted(set(record["generated_by"]) | {command})
+    table["versions"] = dict(sorted(table["versions"].items()))
+    _write(pruning.PRUNED_BY_TRITON_FILE, table)
+    return added
+
+
+def add_shipped_entries(entries, command):
+    """Add `entries` (entries_from_report of a report run under the Triton the shipped list
+    is generated with) to pruned_configs.json, keeping its earlier entries: a report of the
+    shipped plans finds what a whole-space run missed or what a kernel change broke, without
+    recompiling the whole space. Returns how many were new."""
+    table = pruning.read_json(pruning.PRUNED_FILE, {"configs": []})
+    ours = {_entry_key(e): e for e in table["configs"]}
+    added = _merge(ours, entries, {})
+    table["configs"] = list(ours.values())
+    table["added_by"] = table.get("added_by", []) + [command]
+    _write(pruning.PRUNED_FILE, table)
     return added

@@ -13,7 +13,9 @@ another. pruned_configs.json is the list for the Triton it was generated with (a
 regeneration compiles the whole search space: about an hour); pruned_by_triton.json adds,
 per Triton "major.minor", the plans that fail only under that version, found by a compile
 report run under it (bench/compile_report.py --prune-version-from, which writes it through
-bench/prune_rules.py). Only the installed version's additions apply.
+bench/prune_rules.py). Only the installed version's additions apply. Failures that a report
+of the shipped plans finds under the list's own Triton (SHIPPED_TRITON) after a kernel change
+are added to the shipped list with --prune-add-from, without recompiling the whole space.
 """
 import functools
 import json
@@ -23,6 +25,7 @@ from . import cells
 from .capabilities import version_tuple
 
 PRUNED_FILE = os.path.join(os.path.dirname(__file__), "pruned_configs.json")
+SHIPPED_TRITON = "3.9"  # the Triton "major.minor" pruned_configs.json is generated under
 PRUNED_BY_TRITON_FILE = os.path.join(os.path.dirname(__file__), "pruned_by_triton.json")
 
 

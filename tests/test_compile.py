@@ -34,7 +34,7 @@ KNOWN_SPILLS = {  # by Triton "major.minor"
             ("sm_80", "split_backward", "LSTM_PROJ"), ("sm_90", "split_backward", "LSTM_PROJ"),
             ("sm_90", "split_forward", "LSTM_PROJ")},
     "3.6": {(arch, "split_backward", cell) for arch in ("sm_80", "sm_90")
-            for cell in ("LSTM", "LSTM_PROJ", "GRU", "RNN_TANH")},
+            for cell in ("LSTM", "LSTM_PROJ", "GRU")},
 }
 
 

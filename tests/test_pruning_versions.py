@@ -39,8 +39,10 @@ def test_installed_versions_additions_never_selectable(monkeypatch):
 def test_other_versions_additions_stay_selectable(monkeypatch):
     """An entry recorded for another Triton only (and pruned by nothing that applies here) is
     still a candidate at some size: the additions are per version, not global."""
+    with open(pruning.PRUNED_FILE) as f:
+        shipped = json.load(f)["configs"]  # what the shipped list prunes too applies here
     mine = {json.dumps(e["config"], sort_keys=True) + e["cell"] + str(e["proj"]) + e["dtype"]
-            for e in pruning.version_entries()}
+            for e in pruning.version_entries() + [e for e in shipped if e["forms"] == "all"]}
     others = [e for v, rec in _all_versions().items() if v != pruning.triton_version_key()
               for e in rec["configs"]]
     if not others:
@@ -78,5 +80,25 @@ def test_add_version_entries(tmp_path, monkeypatch):
         assert table["3.7"]["generated_by"] == ["cmd a", "cmd b", "cmd c"]
         assert pruning.version_entries("3.7") == [widened]
         assert pruning.version_entries("3.8") == []
+    finally:
+        pruning._pruned.cache_clear()
+
+
+def test_add_shipped_entries_keeps_the_list(tmp_path, monkeypatch):
+    path = tmp_path / "pruned.json"
+    with open(pruning.PRUNED_FILE) as f:
+        shipped = json.load(f)
+    path.write_text(json.dumps(shipped))
+    monkeypatch.setattr(pruning, "PRUNED_FILE", str(path))
+    new = dict(cell="GRU", proj=False, dtype="fp32", forms="all", why="test",
+               config=dict(split=False, block_b=16, block_h=64, block_k=64, num_warps=2,
+                           num_stages=1))
+    try:
+        assert prune_rules.add_shipped_entries([new, shipped["configs"][0]], "cmd") == 1
+        assert prune_rules.add_shipped_entries([new], "cmd again") == 0  # no duplicate
+        table = json.loads(path.read_text())
+        assert table["configs"] == shipped["configs"] + [new]
+        assert table["added_by"] == shipped.get("added_by", []) + ["cmd", "cmd again"]
+        assert table["generated_by"] == shipped["generated_by"]
     finally:
         pruning._pruned.cache_clear()
