@@ -78,6 +78,15 @@ def test_split_regime_streams_what_is_not_resident(kind, H, P):
         _check_against_reference(prob)
 
 
+def test_split_projection_backward_keeps_fewer_chunks_than_forward():
+    """16-wide reduction chunks, none capped: the forward keeps all three chunks of its W_hr
+    rows (H=40), the backward the two of its W_hr^T rows (P=20)."""
+    prob = make_problem(MODE["lstm_proj"], T=3, B=3, I=5, H=40, P=20, D=2, h0=True,
+                        lengths=(3, 1, 2))
+    with force_split(16, reduction_chunk=16):
+        _check_against_reference(prob)
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_split_backward_wide_partial_offsets(monkeypatch, kind):
     """The backward's partial-product offsets are int32 within a group unless the group's
