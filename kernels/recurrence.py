@@ -54,7 +54,8 @@ def split_meta(layout, code, H, K, backward):
         sum_slices = (-(-slices // group) * group if slices > group
                       else triton.next_power_of_2(slices))
         meta.update(SUM_SLICES=sum_slices, SUM_GROUP=min(group, sum_slices),
-                    WIDE_PARTS=sum_slices * K * plan.block_b >= 2 ** 31)
+                    WIDE_PARTS=sum_slices * K * plan.block_b >= 2 ** 31,
+                    SHARED_OFFSETS=sum_slices > 4 * group)
     return meta
 
 
