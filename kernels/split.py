@@ -258,14 +258,19 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 
 @triton.jit
 def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr):
+                 SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr,
+                 SHARED_OFFSETS: tl.constexpr):
     """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
     order: [BLOCK_N, BLOCK_B]. Slices are loaded SUM_GROUP (a power of two) at a time, four
     groups at once (one round trip); SUM_SLICES (>= n_slices) is a multiple of SUM_GROUP, so
     no more slices are loaded than that rounding needs. Offsets within the group's parts
     are int32 unless WIDE_PARTS (slices * K * BLOCK_B >= 2^31): int64 offsets of every
     element, hoisted out of the time loop, spilled the backward on sm_80 and under triton
-    3.6."""
+    3.6. SHARED_OFFSETS (more slices than one round of four groups): every group is addressed
+    from its first slice, so all share one set of element offsets; each group's own set,
+    all hoisted, spilled the backward at 128 slices. Within one round the offsets stay
+    distinct (sharing them there cost LSTM's backward at H=768 a round trip, and spills on
+    sm_80)."""
     SC: tl.constexpr = SUM_GROUP
     offs_k = n0 + tl.arange(0, BLOCK_N)
     offs_j = tl.arange(0, BLOCK_B)
@@ -277,16 +282,19 @@ def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: t
     acc = tl.zeros([BLOCK_N, BLOCK_B], group_parts.dtype.element_ty)
     # four load groups in flight at once (one round trip up to 64 slices)
     for s0 in tl.static_range(0, SUM_SLICES, 4 * SC):
-        p0 = load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC)
+        p0 = load_group(group_parts, s0, n_slices, stride, inner, offs_k, K, SC, SHARED_OFFSETS)
         p1 = p0
         p2 = p0
         p3 = p0
         if s0 + SC < SUM_SLICES:
-            p1 = load_slices(group_parts, s0 + SC, n_slices, stride, inner, offs_k, K, SC)
+            p1 = load_group(group_parts, s0 + SC, n_slices, stride, inner, offs_k, K, SC,
+                            SHARED_OFFSETS)
         if s0 + 2 * SC < SUM_SLICES:
-            p2 = load_slices(group_parts, s0 + 2 * SC, n_slices, stride, inner, offs_k, K, SC)
+            p2 = load_group(group_parts, s0 + 2 * SC, n_slices, stride, inner, offs_k, K, SC,
+                            SHARED_OFFSETS)
         if s0 + 3 * SC < SUM_SLICES:
-            p3 = load_slices(group_parts, s0 + 3 * SC, n_slices, stride, inner, offs_k, K, SC)
+            p3 = load_group(group_parts, s0 + 3 * SC, n_slices, stride, inner, offs_k, K, SC,
+                            SHARED_OFFSETS)
         if s0 + SC < SUM_SLICES:
             p0 += p1
         if s0 + 2 * SC < SUM_SLICES:
@@ -295,6 +303,20 @@ def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: t
             p0 += p3
         acc += tl.sum(p0, axis=0)  # one cross-warp reduction per four groups
     return acc
+
+
+@triton.jit
+def load_group(group_parts, s0, n_slices, stride, inner, offs_k, K, SC: tl.constexpr,
+               SHARED: tl.constexpr):
+    """load_slices of slices s0 + [0, SC); SHARED: addressed from slice s0 (a scalar), so the
+    per-element offsets are the same for every group."""
+    if SHARED:
+        sl = tl.arange(0, SC)
+        mask = (sl[:, None, None] < n_slices - s0) & (offs_k[None, :, None] < K)
+        return tl.load(group_parts + s0 * stride + (sl[:, None, None] * stride + inner),
+                       mask=mask, other=0.0, volatile=True)
+    else:
+        return load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC)
 
 
 @triton.jit
@@ -679,7 +701,7 @@ def split_backward_kernel(
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
     RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
     SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr,
-    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
+    SHARED_OFFSETS: tl.constexpr, STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -802,7 +824,7 @@ def split_backward_kernel(
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
             rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                               SUM_GROUP, WIDE_PARTS)
+                               SUM_GROUP, WIDE_PARTS, SHARED_OFFSETS)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh)  # past a length dy is masked: dh_total == dh there
@@ -811,7 +833,7 @@ def split_backward_kernel(
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
                 rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                                   SUM_GROUP, WIDE_PARTS)
+                                   SUM_GROUP, WIDE_PARTS, SHARED_OFFSETS)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)

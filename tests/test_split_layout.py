@@ -58,6 +58,20 @@ def test_projection_rows_kept_after_the_recurrent_rows():
     assert layout.streams(1024, 256) == (False, False)
 
 
+@pytest.mark.parametrize("H,forward,backward", [(768, 3, 1), (2048, 4, 2)])
+def test_projection_backward_keeps_the_chunks_its_rows_have(H, forward, backward):
+    """The forward's W_hr rows are H long, the backward's W_hr^T rows P: the backward keeps
+    only the chunks P covers (the others held zeros in registers and spilled)."""
+    from tritonrnn.kernels.recurrence import split_meta
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    P = H // 4
+    layout = config.split_layout(plan, LSTM, H, P, torch.float16, H100)
+    fwd = split_meta(layout, LSTM, H, P, backward=False)
+    bwd = split_meta(layout, LSTM, H, P, backward=True)
+    assert (fwd["RES_PROJ"], fwd["STREAM_WR"]) == (forward, H > 4 * 256)
+    assert (bwd["RES_PROJ"], bwd["STREAM_WR"]) == (backward, False)
+
+
 @pytest.mark.parametrize("dname", ["fp32", "tf32", "fp16", "bf16"])
 @pytest.mark.parametrize("cell,proj", [(c, False) for c in sorted(CELL_CODES)] + [("LSTM", True)],
                          ids=sorted(CELL_CODES) + ["LSTM_PROJ"])
