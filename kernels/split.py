@@ -323,6 +323,15 @@ def load_units(ptr, offs, mask):
 
 
 @triton.jit
+def split_last4(x):
+    """[..., 4] -> its four [...] slices."""
+    even, odd = tl.split(tl.reshape(x, x.shape[:-1] + [2, 2]))  # [..., i, j] is 2i + j
+    x0, x2 = tl.split(even)
+    x1, x3 = tl.split(odd)
+    return x0, x1, x2, x3
+
+
+@triton.jit
 def load_previous(seq_ptr, seq_offs, first_ptr, first_offs, mask, prev_ok,
                   HAS_FIRST: tl.constexpr):
     """A state before the step: seq_ptr's (the previous step's) where prev_ok, else the initial
@@ -559,16 +568,26 @@ def split_forward_kernel(
 def load_step_saved(n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
                     prev_seq_col, state_col, mask_b, prev_ok, H, K,
                     CELL: tl.constexpr, S: tl.constexpr, HAS_H0: tl.constexpr,
-                    HAS_C0: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
-                    ACC_DTYPE: tl.constexpr):
+                    HAS_C0: tl.constexpr, ONE_LOAD: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_B: tl.constexpr, ACC_DTYPE: tl.constexpr):
     """What the forward saved for one step of units n0 + [0, BLOCK_N), as backward_cell
-    takes it: (a0, a1, a2, a3, c_t, c_prev, h_prev), zero where a cell has none. Four
-    activation loads in dh's layout: one [.., 4] load split into four moved them through
-    shared memory, behind a barrier that held the step's other loads back a round trip."""
+    takes it: (a0, a1, a2, a3, c_t, c_prev, h_prev), zero where a cell has none.
+
+    The activations are four loads in dh's layout, which the cell's arithmetic runs in: one
+    [.., 4] load and a split moved them through shared memory, behind a barrier that held
+    the step's other loads back a round trip. ONE_LOAD (the projection, whose arithmetic
+    runs in the layout of the projection's product, so every load is converted anyway)
+    keeps the one load: one conversion instead of four, each a round trip of its own."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (offs_n[:, None] < H) & mask_b[None, :]
-    a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
-                                      col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
+    if ONE_LOAD and S == 4:
+        act_offs = seq_col * S * H + offs_n[:, None]
+        a = tl.load(act_ptr + act_offs[:, :, None] + (tl.arange(0, 4) * H)[None, None, :],
+                    mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
+        a0, a1, a2, a3 = split_last4(a)
+    else:
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
+                                          col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
     c_t = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
     c_prev = c_t
     h_prev = c_t
@@ -750,7 +769,7 @@ def split_backward_kernel(
             dh_cell = dh_total
         a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
             n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col, prev_seq_col,
-            state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, BLOCK_N, BLOCK_B,
+            state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
             ACC_DTYPE)
         dc, direct = backward_cell(
             n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
@@ -777,7 +796,7 @@ def split_backward_kernel(
                 s0, s1, s2, s3, sc_t, sc_prev, sh_prev = load_step_saved(
                     n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
                     prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0,
-                    BLOCK_N, BLOCK_B, ACC_DTYPE)
+                    PROJ, BLOCK_N, BLOCK_B, ACC_DTYPE)
                 dc_sl, direct_sl = backward_cell(
                     n0, tl.load(sc_ptrs, mask=sc_mask, other=0.0), dh_cell_sl, s0, s1, s2, s3,
                     sc_t, sc_prev, sh_prev, w0, w1, w2, w3, w_base, dxp_ptr, dhg_ptr,
