@@ -645,6 +645,26 @@ def backward_cell(
 
 
 @triton.jit
+def step_coords(step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B: tl.constexpr):
+    """Where step `step` reads and writes: (batch rows live, valid, prev_ok, col, seq_col,
+    prev_col, prev_seq_col); no row is live past the last step."""
+    t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
+    tp = t - 1 + 2 * d                          # the step before t in this direction
+    t64 = t.to(tl.int64)
+    tp64 = tp.to(tl.int64)
+    # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
+    live = mask_b & ((tl.zeros([BLOCK_B], tl.int32) + step) < T)
+    valid = (live & (t < lens))[None, :]
+    tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
+    prev_ok = (live & (tp_b >= 0) & (tp_b < lens))[None, :]
+    col = ((t64 * B + b64) * D + d64)[None, :]
+    seq_col = ((d64 * T + t64) * B + b64)[None, :]
+    prev_col = ((tp64 * B + b64) * D + d64)[None, :]
+    prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
+    return live, valid, prev_ok, col, seq_col, prev_col, prev_seq_col
+
+
+@triton.jit
 def dh_with_dy(dh, dy_ptr, col, k0, mask_b, valid, K, HAS_DY: tl.constexpr,
                BLOCK_N: tl.constexpr, ACC_DTYPE: tl.constexpr):
     """dh_t + dy_t for the slice of K at k0 (dy only inside each length)."""
@@ -723,23 +743,26 @@ def split_backward_kernel(
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
     alive = 1
+    # step 0's dy and saved values; each step loads the next one's (no projection)
+    nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
+        0, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+    dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
+                      ACC_DTYPE)
+    a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
+        n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col, nprev_seq_col,
+        state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
+        ACC_DTYPE)
 
     for step in range(T):
-        t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
-        tp = t - 1 + 2 * d                          # the step before t in this direction
-        t64 = t.to(tl.int64)
-        tp64 = tp.to(tl.int64)
-        valid = (mask_b & (t < lens))[None, :]
-        # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
-        tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
-        prev_ok = (mask_b & (tp_b >= 0) & (tp_b < lens))[None, :]
-        col = ((t64 * B + b64) * D + d64)[None, :]
-        seq_col = ((d64 * T + t64) * B + b64)[None, :]
-        prev_col = ((tp64 * B + b64) * D + d64)[None, :]
-        prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
+        _, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
+            step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
         slot_parts = group_parts + parts_slot * (step % 2)
-        dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
-                              ACC_DTYPE)
+        if PROJ:
+            dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
+                                  ACC_DTYPE)
+        else:  # this step's dy and saved values were loaded during the last step's wait
+            dh_total = dh + dy_n
+            a0, a1, a2, a3, c_t, c_prev, h_prev = a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n
         if PROJ:  # every program needs all of dh_t + dy_t: exchange it first
             offs_k = n_own + tl.arange(0, BLOCK_N)
             kmask = (offs_k[:, None] < K) & mask_b[None, :]
@@ -767,10 +790,11 @@ def split_backward_kernel(
                                        ACC_DTYPE, PRECISION)
         else:
             dh_cell = dh_total
-        a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
-            n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col, prev_seq_col,
-            state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
-            ACC_DTYPE)
+        if PROJ:
+            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         dc, direct = backward_cell(
             n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
             dxp_ptr, dhg_ptr, slot_parts + pid_n * BLOCK_N * BLOCK_B, tile_stride, col, seq_col,
@@ -809,6 +833,15 @@ def split_backward_kernel(
                                                   BLOCK_N)
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
         publish(flags_part + pid_n, step + 1)
+        if not PROJ:  # the next step's loads, while the others finish this one
+            nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
+                step + 1, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+            dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
+                              ACC_DTYPE)
+            a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col,
+                nprev_seq_col, state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         alive = wait_for_group(flags_part, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
