@@ -49,14 +49,19 @@ def split_meta(layout, code, H, K, backward):
                 STREAM_WR=stream_wr, SLICES_P2=triton.next_power_of_2(layout.n_slices),
                 BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
-    if backward:  # the partial products' sum (split.sum_partials): 256 rows a load group
-        slices, group = layout.n_slices, max(1, 256 // plan.block_h)
-        sum_slices = (-(-slices // group) * group if slices > group
-                      else triton.next_power_of_2(slices))
-        meta.update(SUM_SLICES=sum_slices, SUM_GROUP=min(group, sum_slices),
-                    WIDE_PARTS=sum_slices * K * plan.block_b >= 2 ** 31,
-                    SHARED_OFFSETS=sum_slices > 4 * group)
+    if backward:  # the partial products' sum (split.sum_partials): one load per slice
+        tiles, slices, rows, cols = partials_shape(layout, 1, K)[2:]
+        meta.update(SUM_SLICES=layout.n_slices,
+                    WIDE_PARTS=tiles * slices * rows * cols >= 2 ** 31)
     return meta
+
+
+def partials_shape(layout, n_groups, K):
+    """Shape of the split backward's partial products (split.sum_partials): two steps, each
+    group's [tiles of K, slices, block_b, block_h] (K rounded up to whole tiles)."""
+    plan = layout.plan
+    return (2, n_groups, triton.cdiv(K, plan.block_h), layout.n_slices, plan.block_b,
+            plan.block_h)
 
 
 def _split_launch(layout, code, B, H, K, D, device, backward):
@@ -193,8 +198,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
     # every slice's partial product of dh_{t-1}, two steps' worth (kernels/split.py)
-    parts = torch.empty((2, n_groups, layout.n_slices, K, layout.plan.block_b), dtype=acc,
-                        device=dev)
+    parts = torch.empty(partials_shape(layout, n_groups, K), dtype=acc, device=dev)
     dhx = torch.empty((D, B, K), dtype=acc, device=dev) if whr is not None else parts
     dh_work = torch.zeros((2, D, B, K), dtype=acc, device=dev)
     dc_work = torch.zeros((D, B, H), dtype=acc, device=dev)

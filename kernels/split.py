@@ -218,114 +218,77 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
 
 
 @triton.jit
-def store_partial(part_ptr, w, stack, k0, K, BLOCK_B: tl.constexpr, BLOCK_KC: tl.constexpr,
-                  DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    """part[k0:k0+BLOCK_KC, :] = w^T @ stack: one chunk of a slice's partial product
-    (part_ptr: the slice's [K, BLOCK_B], whose offsets fit int32)."""
-    kk = k0 + tl.arange(0, BLOCK_KC)
+def store_partial(part_ptr, w, stack, k0, K, tile_stride, BLOCK_B: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr,
+                  ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
+    """Rows k0 + [0, BLOCK_KC) of a slice's partial product w^T @ stack, written into the
+    tiles of K they fall in (part_ptr: the slice's [BLOCK_B, BLOCK_N] block in tile 0; tiles
+    are tile_stride elements apart; layout in sum_partials)."""
     part = tl.dot(tl.trans(w).to(DOT_DTYPE), stack.to(DOT_DTYPE), out_dtype=ACC_DTYPE,
                   input_precision=PRECISION)
-    tl.store(part_ptr + kk[:, None] * BLOCK_B + tl.arange(0, BLOCK_B)[None, :],
-             part, mask=kk[:, None] < K)
+    r = tl.arange(0, BLOCK_KC)
+    if BLOCK_KC % BLOCK_N == 0:  # whole tiles: every chunk shares one set of offsets
+        part_ptr += (k0 // BLOCK_N) * tile_stride
+        offs = (r // BLOCK_N) * tile_stride + r % BLOCK_N
+    else:
+        offs = ((k0 + r) // BLOCK_N) * tile_stride + (k0 + r) % BLOCK_N
+    tl.store(part_ptr + offs[:, None] + tl.arange(0, BLOCK_B)[None, :] * BLOCK_N, part,
+             mask=r[:, None] < K - k0)
 
 
 @triton.jit
-def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
+def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K, tile_stride,
                        RES: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr,
-                       BLOCK_KC: tl.constexpr,
+                       BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
                        DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
                        PRECISION: tl.constexpr):
     """part [K, BLOCK_B] = W[rows, :K]^T @ stack [M, BLOCK_B]: a slice's share of dh_{t-1}."""
     if RES > 0:
-        store_partial(part_ptr, w0, stack, 0, K, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                      PRECISION)
+        store_partial(part_ptr, w0, stack, 0, K, tile_stride, BLOCK_B, BLOCK_N, BLOCK_KC,
+                      DOT_DTYPE, ACC_DTYPE, PRECISION)
     if RES > 1:
-        store_partial(part_ptr, w1, stack, BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
-                      ACC_DTYPE, PRECISION)
+        store_partial(part_ptr, w1, stack, BLOCK_KC, K, tile_stride, BLOCK_B, BLOCK_N,
+                      BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     if RES > 2:
-        store_partial(part_ptr, w2, stack, 2 * BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
-                      ACC_DTYPE, PRECISION)
+        store_partial(part_ptr, w2, stack, 2 * BLOCK_KC, K, tile_stride, BLOCK_B, BLOCK_N,
+                      BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     if RES > 3:
-        store_partial(part_ptr, w3, stack, 3 * BLOCK_KC, K, BLOCK_B, BLOCK_KC, DOT_DTYPE,
-                      ACC_DTYPE, PRECISION)
+        store_partial(part_ptr, w3, stack, 3 * BLOCK_KC, K, tile_stride, BLOCK_B, BLOCK_N,
+                      BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
         offs = tl.arange(0, STREAM_KC)
         for k0 in range(RES * BLOCK_KC, K, STREAM_KC):
             w = load_w_chunk(w_ptr, rows, rows_ok, K, 1, k0 + offs, K)
-            store_partial(part_ptr, w, stack, k0, K, BLOCK_B, STREAM_KC, DOT_DTYPE, ACC_DTYPE,
-                          PRECISION)
+            store_partial(part_ptr, w, stack, k0, K, tile_stride, BLOCK_B, BLOCK_N, STREAM_KC,
+                          DOT_DTYPE, ACC_DTYPE, PRECISION)
 
 
 @triton.jit
-def sum_partials(group_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
-                 SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr,
-                 SHARED_OFFSETS: tl.constexpr):
-    """sum over slices of parts [slices, K, BLOCK_B] at rows n0 + [0, BLOCK_N), in a fixed
-    order: [BLOCK_N, BLOCK_B]. Slices are loaded SUM_GROUP (a power of two) at a time, four
-    groups at once (one round trip); SUM_SLICES (>= n_slices) is a multiple of SUM_GROUP, so
-    no more slices are loaded than that rounding needs. Offsets within the group's parts
-    are int32 unless WIDE_PARTS (slices * K * BLOCK_B >= 2^31): int64 offsets of every
-    element, hoisted out of the time loop, spilled the backward on sm_80 and under triton
-    3.6. SHARED_OFFSETS (more slices than one round of four groups): every group is addressed
-    from its first slice, so all share one set of element offsets; each group's own set,
-    all hoisted, spilled the backward at 128 slices. Within one round the offsets stay
-    distinct (sharing them there cost LSTM's backward at H=768 a round trip, and spills on
-    sm_80)."""
-    SC: tl.constexpr = SUM_GROUP
+def sum_partials(tile_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+                 SUM_SLICES: tl.constexpr):
+    """dh_{t-1} [BLOCK_N, BLOCK_B] at rows n0 + [0, BLOCK_N) of K: the sum of every slice's
+    partial product, in slice order (so bitwise the same whatever the number of programs).
+
+    Partials are stored tile-major, [tiles of K, slices, BLOCK_B, BLOCK_N]: the slices of
+    one tile (tile_parts) lie next to each other, a constant BLOCK_N * BLOCK_B elements
+    apart, so a thread needs one address for all of them (each load takes its slice's
+    offset as an immediate). Each thread holds one element of every slice's block and sums
+    them itself: dh comes out one element per thread, units contiguous like the step's
+    other tiles (dy, c, the activations), and the cell's arithmetic runs in that layout with
+    no conversion. (A [slices, K, BLOCK_B] layout summed across threads left dh, and every
+    elementwise tile of the step with it, replicated over the threads that had held the
+    slices, 16 copies at LSTM H=768, with per-element offsets held across the time loop:
+    that spilled.) The SUM_SLICES loads are independent and go out together."""
     offs_k = n0 + tl.arange(0, BLOCK_N)
-    offs_j = tl.arange(0, BLOCK_B)
-    inner = offs_k[None, :, None] * BLOCK_B + offs_j[None, None, :]
-    stride = K * BLOCK_B
-    if WIDE_PARTS:
-        inner = inner.to(tl.int64)
-        stride = stride.to(tl.int64)
-    acc = tl.zeros([BLOCK_N, BLOCK_B], group_parts.dtype.element_ty)
-    # four load groups in flight at once (one round trip up to 64 slices)
-    for s0 in tl.static_range(0, SUM_SLICES, 4 * SC):
-        p0 = load_group(group_parts, s0, n_slices, stride, inner, offs_k, K, SC, SHARED_OFFSETS)
-        p1 = p0
-        p2 = p0
-        p3 = p0
-        if s0 + SC < SUM_SLICES:
-            p1 = load_group(group_parts, s0 + SC, n_slices, stride, inner, offs_k, K, SC,
-                            SHARED_OFFSETS)
-        if s0 + 2 * SC < SUM_SLICES:
-            p2 = load_group(group_parts, s0 + 2 * SC, n_slices, stride, inner, offs_k, K, SC,
-                            SHARED_OFFSETS)
-        if s0 + 3 * SC < SUM_SLICES:
-            p3 = load_group(group_parts, s0 + 3 * SC, n_slices, stride, inner, offs_k, K, SC,
-                            SHARED_OFFSETS)
-        if s0 + SC < SUM_SLICES:
-            p0 += p1
-        if s0 + 2 * SC < SUM_SLICES:
-            p0 += p2
-        if s0 + 3 * SC < SUM_SLICES:
-            p0 += p3
-        acc += tl.sum(p0, axis=0)  # one cross-warp reduction per four groups
+    inner = tl.arange(0, BLOCK_N)[:, None] + tl.arange(0, BLOCK_B)[None, :] * BLOCK_N
+    rows_ok = (offs_k < K)[:, None]
+    acc = tl.zeros([BLOCK_N, BLOCK_B], tile_parts.dtype.element_ty)
+    for s in tl.static_range(SUM_SLICES):
+        # the slice test as a vector: a scalar bool in a mask breaks the interpreter
+        slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < n_slices)[:, None]
+        acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok & slice_ok,
+                       other=0.0, volatile=True)
     return acc
-
-
-@triton.jit
-def load_group(group_parts, s0, n_slices, stride, inner, offs_k, K, SC: tl.constexpr,
-               SHARED: tl.constexpr):
-    """load_slices of slices s0 + [0, SC); SHARED: addressed from slice s0 (a scalar), so the
-    per-element offsets are the same for every group."""
-    if SHARED:
-        sl = tl.arange(0, SC)
-        mask = (sl[:, None, None] < n_slices - s0) & (offs_k[None, :, None] < K)
-        return tl.load(group_parts + s0 * stride + (sl[:, None, None] * stride + inner),
-                       mask=mask, other=0.0, volatile=True)
-    else:
-        return load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC)
-
-
-@triton.jit
-def load_slices(group_parts, s0, n_slices, stride, inner, offs_k, K, SC: tl.constexpr):
-    """parts [SC, BLOCK_N, BLOCK_B] of slices s0 + [0, SC) at the rows of `inner`."""
-    sl = s0 + tl.arange(0, SC)
-    mask = (sl[:, None, None] < n_slices) & (offs_k[None, :, None] < K)
-    return tl.load(group_parts + sl[:, None, None] * stride + inner, mask=mask, other=0.0,
-                   volatile=True)
 
 
 @triton.jit
@@ -369,19 +332,15 @@ def split_last4(x):
 
 
 @triton.jit
-def load_saved(act_ptr, y_ptr, act_offs, y_offs, mask, S: tl.constexpr, H,
-               ACC_DTYPE: tl.constexpr):
-    """The saved activations a0..a3 of a [BLOCK_N, BLOCK_B] tile (as fused.load_activations),
-    the four in one load: one round trip and one layout conversion instead of four."""
-    if S == 4:
-        offs_s = tl.arange(0, 4) * H
-        a = tl.load(act_ptr + act_offs[:, :, None] + offs_s[None, None, :],
-                    mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
-        a0, a1, a2, a3 = split_last4(a)
-    else:
-        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, act_offs, y_offs, mask, S, H,
-                                          ACC_DTYPE)
-    return a0, a1, a2, a3
+def load_previous(seq_ptr, seq_offs, first_ptr, first_offs, mask, prev_ok,
+                  HAS_FIRST: tl.constexpr):
+    """A state before the step: seq_ptr's (the previous step's) where prev_ok, else the initial
+    state at first_ptr (zero without one): one load, so that it goes out with the step's
+    others instead of a second load and a select waiting for both."""
+    if HAS_FIRST:
+        return tl.load(tl.where(prev_ok, seq_ptr + seq_offs, first_ptr + first_offs),
+                       mask=mask, other=0.0)
+    return tl.load(seq_ptr + seq_offs, mask=mask & prev_ok, other=0.0)
 
 
 # -- forward ---------------------------------------------------------------------------
@@ -606,38 +565,59 @@ def split_forward_kernel(
 # -- backward --------------------------------------------------------------------------
 
 @triton.jit
-def backward_cell(
-    n0, dc, dh_cell, w0, w1, w2, w3, w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, dxp_ptr,
-    dhg_ptr, part_ptr, col, seq_col, prev_col, prev_seq_col, state_col, mask_b, valid, prev_ok,
-    H, K,
-    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
-    HAS_H0: tl.constexpr, HAS_C0: tl.constexpr, RES: tl.constexpr, STREAM: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
-    DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-):
-    """Gate gradients of one step for units n0 + [0, BLOCK_N), given dc_t and the gradient
-    of their cell output dh_cell [BLOCK_N, BLOCK_B]: writes dxp (and GRU's dhg) and the
-    slice's partial product W_rows^T @ dG^T into part_ptr [K, BLOCK_B]; returns dc_{t-1}
-    (kept past each length) and GRU's direct share of dh_{t-1} (z * dh)."""
+def load_step_saved(n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                    prev_seq_col, state_col, mask_b, prev_ok, H, K,
+                    CELL: tl.constexpr, S: tl.constexpr, HAS_H0: tl.constexpr,
+                    HAS_C0: tl.constexpr, ONE_LOAD: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_B: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """What the forward saved for one step of units n0 + [0, BLOCK_N), as backward_cell
+    takes it: (a0, a1, a2, a3, c_t, c_prev, h_prev), zero where a cell has none.
+
+    The activations are four loads in dh's layout, which the cell's arithmetic runs in: one
+    [.., 4] load and a split moved them through shared memory, behind a barrier that held
+    the step's other loads back a round trip. ONE_LOAD (the projection, whose arithmetic
+    runs in the layout of the projection's product, so every load is converted anyway)
+    keeps the one load: one conversion instead of four, each a round trip of its own."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (offs_n[:, None] < H) & mask_b[None, :]
-    a0, a1, a2, a3 = load_saved(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
-                                col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
-    c_t = dc * 0.0
-    c_prev = dc * 0.0
-    h_prev = dc * 0.0
+    if ONE_LOAD and S == 4:
+        act_offs = seq_col * S * H + offs_n[:, None]
+        a = tl.load(act_ptr + act_offs[:, :, None] + (tl.arange(0, 4) * H)[None, None, :],
+                    mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
+        a0, a1, a2, a3 = split_last4(a)
+    else:
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
+                                          col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
+    c_t = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
+    c_prev = c_t
+    h_prev = c_t
     if CELL == CELL_LSTM:
         c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
-        c_prev = load_units(cs_ptr, prev_seq_col * H + offs_n[:, None], mask & prev_ok
-                            ).to(ACC_DTYPE)
-        if HAS_C0:
-            c_first = load_units(c0_ptr, state_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
-            c_prev = tl.where(prev_ok, c_prev, c_first)
+        c_prev = load_previous(cs_ptr, prev_seq_col * H + offs_n[:, None], c0_ptr,
+                               state_col * H + offs_n[:, None], mask, prev_ok, HAS_C0
+                               ).to(ACC_DTYPE)
     if CELL == CELL_GRU:
-        h_prev = load_units(y_ptr, prev_col * K + offs_n[:, None], mask & prev_ok).to(ACC_DTYPE)
-        if HAS_H0:
-            h_first = load_units(h0_ptr, state_col * K + offs_n[:, None], mask).to(ACC_DTYPE)
-            h_prev = tl.where(prev_ok, h_prev, h_first)
+        h_prev = load_previous(y_ptr, prev_col * K + offs_n[:, None], h0_ptr,
+                               state_col * K + offs_n[:, None], mask, prev_ok, HAS_H0
+                               ).to(ACC_DTYPE)
+    return a0, a1, a2, a3, c_t, c_prev, h_prev
+
+
+@triton.jit
+def backward_cell(
+    n0, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base, dxp_ptr,
+    dhg_ptr, part_ptr, tile_stride, col, seq_col, mask_b, valid, H, K,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, RES: tl.constexpr,
+    STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
+    DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """Gate gradients of one step for units n0 + [0, BLOCK_N), given dc_t, the gradient of
+    their cell output dh_cell [BLOCK_N, BLOCK_B] and what the forward saved (load_step_saved):
+    writes dxp (and GRU's dhg) and the slice's partial product W_rows^T @ dG^T into part_ptr
+    (store_partial); returns dc_{t-1} (kept past each length) and GRU's direct share of
+    dh_{t-1} (z * dh)."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask = (offs_n[:, None] < H) & mask_b[None, :]
     g0, g1, g2, g3, g_hn, dc_prev, dh_direct = cell_backward(
         CELL, a0, a1, a2, a3, c_t, c_prev, h_prev, dh_cell, dc)
     g0 = tl.where(valid, g0, 0.0)
@@ -659,10 +639,29 @@ def backward_cell(
                  mask=mask)
     stack = stack_gates(g0, g1, g_rec2, g3, GP, BLOCK_N, BLOCK_B)
     rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
-    rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, RES, STREAM,
-                       BLOCK_B,
-                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+    rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, tile_stride,
+                       RES, STREAM, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     return tl.where(valid, dc_prev, dc), tl.where(valid, dh_direct, 0.0)
+
+
+@triton.jit
+def step_coords(step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B: tl.constexpr):
+    """Where step `step` reads and writes: (batch rows live, valid, prev_ok, col, seq_col,
+    prev_col, prev_seq_col); no row is live past the last step."""
+    t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
+    tp = t - 1 + 2 * d                          # the step before t in this direction
+    t64 = t.to(tl.int64)
+    tp64 = tp.to(tl.int64)
+    # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
+    live = mask_b & ((tl.zeros([BLOCK_B], tl.int32) + step) < T)
+    valid = (live & (t < lens))[None, :]
+    tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
+    prev_ok = (live & (tp_b >= 0) & (tp_b < lens))[None, :]
+    col = ((t64 * B + b64) * D + d64)[None, :]
+    seq_col = ((d64 * T + t64) * B + b64)[None, :]
+    prev_col = ((tp64 * B + b64) * D + d64)[None, :]
+    prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
+    return live, valid, prev_ok, col, seq_col, prev_col, prev_seq_col
 
 
 @triton.jit
@@ -690,7 +689,7 @@ def split_backward_kernel(
     dxp_ptr,    # [T, B, D, G, H] out
     dhg_ptr,    # [D, T, B, H] out (GRU)
     dhs_ptr,    # [D, T, B, K] out (projection)
-    parts_ptr,  # [2, groups, slices, K, BLOCK_B] ACC_DTYPE: each slice's W_rows^T @ dG^T
+    parts_ptr,  # [2, groups, tiles of K, slices, BLOCK_B, BLOCK_N] ACC_DTYPE: W_rows^T @ dG^T
     dhx_ptr,    # [D, B, K] ACC_DTYPE, projection: dh_t + dy_t, exchanged
     dc_ptr,     # [D, B, H] ACC_DTYPE: dc_n (or zeros) on entry, dc0 on exit
     dh_ptr,     # [2, D, B, K] ACC_DTYPE: [0] dh_n (or zeros) on entry, dh0 on exit; [1] GRU
@@ -700,8 +699,8 @@ def split_backward_kernel(
     HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
     RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
-    SUM_SLICES: tl.constexpr, SUM_GROUP: tl.constexpr, WIDE_PARTS: tl.constexpr,
-    SHARED_OFFSETS: tl.constexpr, STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
+    SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr,
+    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -718,9 +717,14 @@ def split_backward_kernel(
     n_cell = tl.cdiv(H, BLOCK_N)
     n_rec = tl.cdiv(K, BLOCK_N)
     n_own = pid_n * BLOCK_N
-    # parts of this group: [slices, K, BLOCK_B] per slot
-    group_parts = parts_ptr + group.to(tl.int64) * n_cell * K * BLOCK_B
-    parts_slot = ((B + BLOCK_B - 1) // BLOCK_B * D).to(tl.int64) * n_cell * K * BLOCK_B
+    # parts of this group, per slot: [tiles of K, slices, BLOCK_B, BLOCK_N]. Offsets within
+    # them are int32 unless WIDE_PARTS (tiles * slices * BLOCK_B * BLOCK_N >= 2^31)
+    tile_stride = n_cell * BLOCK_N * BLOCK_B
+    if WIDE_PARTS:
+        tile_stride = tile_stride.to(tl.int64)
+    group_size = n_rec.to(tl.int64) * n_cell * BLOCK_N * BLOCK_B
+    group_parts = parts_ptr + group.to(tl.int64) * group_size
+    parts_slot = ((B + BLOCK_B - 1) // BLOCK_B * D).to(tl.int64) * group_size
     dh_direct_ptr = dh_ptr + B.to(tl.int64) * D * K  # dh[1]: GRU's direct share, MULTI
 
     rows, rows_ok = gate_rows(n_own, H, G, GP, BLOCK_N)
@@ -739,23 +743,26 @@ def split_backward_kernel(
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
     alive = 1
+    # step 0's dy and saved values; each step loads the next one's (no projection)
+    nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
+        0, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+    dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
+                      ACC_DTYPE)
+    a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
+        n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col, nprev_seq_col,
+        state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
+        ACC_DTYPE)
 
     for step in range(T):
-        t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
-        tp = t - 1 + 2 * d                          # the step before t in this direction
-        t64 = t.to(tl.int64)
-        tp64 = tp.to(tl.int64)
-        valid = (mask_b & (t < lens))[None, :]
-        # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
-        tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
-        prev_ok = (mask_b & (tp_b >= 0) & (tp_b < lens))[None, :]
-        col = ((t64 * B + b64) * D + d64)[None, :]
-        seq_col = ((d64 * T + t64) * B + b64)[None, :]
-        prev_col = ((tp64 * B + b64) * D + d64)[None, :]
-        prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
+        _, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
+            step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
         slot_parts = group_parts + parts_slot * (step % 2)
-        dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
-                              ACC_DTYPE)
+        if PROJ:
+            dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
+                                  ACC_DTYPE)
+        else:  # this step's dy and saved values were loaded during the last step's wait
+            dh_total = dh + dy_n
+            a0, a1, a2, a3, c_t, c_prev, h_prev = a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n
         if PROJ:  # every program needs all of dh_t + dy_t: exchange it first
             offs_k = n_own + tl.arange(0, BLOCK_N)
             kmask = (offs_k[:, None] < K) & mask_b[None, :]
@@ -783,12 +790,16 @@ def split_backward_kernel(
                                        ACC_DTYPE, PRECISION)
         else:
             dh_cell = dh_total
+        if PROJ:
+            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         dc, direct = backward_cell(
-            n_own, dc, dh_cell, w0, w1, w2, w3, w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr,
-            dxp_ptr, dhg_ptr, slot_parts + pid_n.to(tl.int64) * K * BLOCK_B, col, seq_col,
-            prev_col, prev_seq_col, state_col, mask_b, valid, prev_ok, H, K, CELL, G, GP, S,
-            HAS_H0, HAS_C0, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-            PRECISION)
+            n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
+            dxp_ptr, dhg_ptr, slot_parts + pid_n * BLOCK_N * BLOCK_B, tile_stride, col, seq_col,
+            mask_b, valid, H, K, CELL, G, GP, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC,
+            DOT_DTYPE, ACC_DTYPE, PRECISION)
         if MULTI:
             for sl in range(pid_n + progs, n_cell, progs):
                 n0 = sl * BLOCK_N
@@ -806,25 +817,37 @@ def split_backward_kernel(
                                             col, n0, mask_b, valid, K, HAS_DY, BLOCK_N,
                                             ACC_DTYPE)
                     tl.store(sh_ptrs, dh_cell_sl, mask=sh_mask)  # dh_t + dy_t, for the sum
+                s0, s1, s2, s3, sc_t, sc_prev, sh_prev = load_step_saved(
+                    n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                    prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0,
+                    PROJ, BLOCK_N, BLOCK_B, ACC_DTYPE)
                 dc_sl, direct_sl = backward_cell(
-                    n0, tl.load(sc_ptrs, mask=sc_mask, other=0.0), dh_cell_sl, w0, w1, w2, w3,
-                    w_base, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, dxp_ptr, dhg_ptr,
-                    slot_parts + tl.cast(sl, tl.int64) * K * BLOCK_B, col, seq_col, prev_col,
-                    prev_seq_col, state_col, mask_b, valid, prev_ok, H, K, CELL, G, GP, S,
-                    HAS_H0, HAS_C0, 0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                    PRECISION)
+                    n0, tl.load(sc_ptrs, mask=sc_mask, other=0.0), dh_cell_sl, s0, s1, s2, s3,
+                    sc_t, sc_prev, sh_prev, w0, w1, w2, w3, w_base, dxp_ptr, dhg_ptr,
+                    slot_parts + sl * BLOCK_N * BLOCK_B, tile_stride, col, seq_col, mask_b,
+                    valid, H, K, CELL, G, GP, 0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
+                    ACC_DTYPE, PRECISION)
                 tl.store(sc_ptrs, dc_sl, mask=sc_mask)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
         publish(flags_part + pid_n, step + 1)
+        if not PROJ:  # the next step's loads, while the others finish this one
+            nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
+                step + 1, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+            dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
+                              ACC_DTYPE)
+            a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col,
+                nprev_seq_col, state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         alive = wait_for_group(flags_part, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
-            rec = sum_partials(slot_parts, n_own, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                               SUM_GROUP, WIDE_PARTS, SHARED_OFFSETS)
+            rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, n_own, n_cell, K,
+                               BLOCK_B, BLOCK_N, SUM_SLICES)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh)  # past a length dy is masked: dh_total == dh there
@@ -832,8 +855,8 @@ def split_backward_kernel(
             for sl in range(pid_n + progs, n_rec, progs):
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
-                rec = sum_partials(slot_parts, n0, n_cell, K, BLOCK_B, BLOCK_N, SUM_SLICES,
-                                   SUM_GROUP, WIDE_PARTS, SHARED_OFFSETS)
+                rec = sum_partials(slot_parts + tl.cast(sl, tl.int64) * tile_stride, n0, n_cell,
+                                   K, BLOCK_B, BLOCK_N, SUM_SLICES)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)

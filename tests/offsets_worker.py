@@ -183,7 +183,7 @@ def check_split(cell, D):
     dxp = sparse((T, B, D, G, H), f32)
     dhg = sparse((D, T, B, H), f32) if code == 3 else act
     n_groups = -(-B // BLOCK_B) * D
-    parts = sparse((2, n_groups, 1, K, BLOCK_B), f32)  # slot 1 starts past 2^31 elements
+    parts = sparse(recurrence.partials_shape(layout, n_groups, K), f32)  # slot 1 past 2^31
     dh_work, dc_work = sparse((2, D, B, K), f32), sparse((D, B, H), f32)
     dh_work[0, :, :BLOCK_B].copy_(p["dh_n"])
     if p["dc_n"] is not None:

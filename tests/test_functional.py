@@ -115,44 +115,6 @@ def test_split_backward_wide_partial_offsets(monkeypatch, kind):
             assert (value is None and got[name] is None) or torch.equal(got[name], value), name
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm_proj"])
-@pytest.mark.parametrize("group,slices", [(1, 7), (2, 8)])
-def test_split_backward_shared_partial_offsets(monkeypatch, kind, group, slices):
-    """Past 64 slices (H > 1024, too big to run here) the sum of the partial products
-    addresses each load group from its first slice (SHARED_OFFSETS). Forced on 7 slices with
-    groups of 1 (two rounds) and of 2 (the last group partly masked), it gives bitwise the
-    gradients of the per-group offsets, and those agree with the default grouping."""
-    from tritonrnn.kernels import recurrence
-    H = 100  # 7 slices of 16
-    prob = make_problem(MODE[kind], T=3, B=3, I=5, H=H, P=_proj(kind, H), D=2, h0=True,
-                        lengths=(3, 1, 2))
-    real_meta = recurrence.split_meta
-    calls = []
-
-    def run(shared):
-        def meta(*args, **kwargs):
-            m = real_meta(*args, **kwargs)
-            if "SHARED_OFFSETS" not in m:  # the forward
-                return m
-            assert m["SHARED_OFFSETS"] is False  # the small layer's own choice
-            calls.append(1)
-            return dict(m, SUM_GROUP=group, SUM_SLICES=slices, SHARED_OFFSETS=shared)
-        monkeypatch.setattr(recurrence, "split_meta", meta)
-        return run_layer(functional.recurrent_layer, prob, F64)
-
-    with force_split(16):
-        default = run_layer(functional.recurrent_layer, prob, F64)
-        own, shared = run(False), run(True)
-    assert calls, "the backward did not run in the split regime"
-    for got, want, ref in ((shared[0], own[0], default[0]), (shared[1], own[1], default[1])):
-        for name, value in want.items():
-            if value is None:
-                assert got[name] is None, name
-                continue
-            assert torch.equal(got[name], value), name
-            assert torch.allclose(value, ref[name], rtol=1e-12, atol=1e-12), name
-
-
 def test_split_regime_raises_when_its_programs_cannot_wait_for_each_other(monkeypatch):
     """Two programs per group under the sequential interpreter: the first runs alone and can
     never see the second's flags, as on a GPU whose SMs are held by something else. The waits
