@@ -28,9 +28,8 @@ from tritonrnn.kernels import cells, pruning
 KEYS = {"kernel", "arch", "dtype", "config", "hidden_size", "registers", "spills_bytes",
         "shared_bytes", "shared_limit", "tensor_cores"}
 KNOWN_SPILLS = {  # by Triton "major.minor"
-    "3.9": {("sm_80", "split_backward", "LSTM_PROJ"), ("sm_90", "split_backward", "LSTM_PROJ"),
-            ("sm_90", "split_forward", "LSTM_PROJ")},
-    "3.6": {("sm_80", "split_backward", "LSTM_PROJ"), ("sm_90", "split_backward", "LSTM_PROJ")},
+    "3.9": {("sm_90", "split_forward", "LSTM_PROJ")},   # 16 B
+    "3.6": {("sm_90", "split_backward", "LSTM_PROJ")},  # 16 B
 }
 
 
