@@ -136,8 +136,8 @@ def loop_trips(job, arch):
                               progs)
     # W_hh columns of the first slice past its resident chunks, in STREAM_KC-wide chunks
     streamed = cdiv(max(0, width - layout.res_chunks * c["block_k"]), STREAM_KC.value)
-    return {"tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=2)": streamed,
-            "tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=2)": streamed,
+    return {"tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES)": streamed,
+            "tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=STAGES)": streamed,
             "range(pid_n + progs, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1}

@@ -167,6 +167,18 @@ def load_columns(src, state_col, mask_b, kk, L):
                    other=0.0, volatile=True)
 
 
+@triton.constexpr_function
+def stream_stages(dot_dtype):
+    """Pipeline stages of the loop over streamed chunks. Two for 16-bit operands: the next
+    chunk's W is copied to shared memory (cp.async, no registers) while this one
+    multiplies, so the chunks' loads overlap instead of each costing a round trip (LSTM
+    fp16 H=2048 on sm_90, AOT compile: 18 -> 3 round trips and 80 -> 0 spill bytes a step).
+    One for 32-bit ones: two stages made the fp32 forwards spill (16-72 B) and the TF32
+    ones spill more on sm_80 and sm_90 under triton 3.9 (under 3.6 TF32 gained: LSTM H=768
+    forward 872 -> 32 B)."""
+    return 2 if dot_dtype.primitive_bitwidth == 16 else 1
+
+
 @triton.jit
 def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     # out_dtype named: triton 3.6 requires it to equal the accumulator's (fp64 for fp64)
@@ -210,11 +222,8 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
         acc = dot_acc(w3, s3, acc, DOT_DTYPE, PRECISION)
     if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
         offs_s = tl.arange(0, STREAM_KC)
-        # two stages: the next chunk's W is copied to shared memory (cp.async) while this
-        # one multiplies, so the chunks' loads overlap instead of each costing a round trip
-        # (LSTM fp16 H=2048 forward, sm_90, AOT compile: 18 -> 3 round trips a step, and
-        # 80 -> 0 spill bytes: the copies hold no registers)
-        for k0 in tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=2):
+        STAGES: tl.constexpr = stream_stages(DOT_DTYPE)
+        for k0 in tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES):
             kk = k0 + offs_s
             w = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L)
             acc = dot_acc(w, load_columns(src, state_col, mask_b, kk, L), acc, DOT_DTYPE,
@@ -262,7 +271,8 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
         offs = tl.arange(0, STREAM_KC)
-        for k0 in tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=2):  # as rows_times_state
+        STAGES: tl.constexpr = stream_stages(DOT_DTYPE)
+        for k0 in tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=STAGES):  # as forward
             w = load_w_chunk(w_ptr, rows, rows_ok, K, 1, k0 + offs, K)
             store_partial(part_ptr, w, stack, k0, K, tile_stride, BLOCK_B, BLOCK_N, STREAM_KC,
                           DOT_DTYPE, ACC_DTYPE, PRECISION)
