@@ -263,11 +263,12 @@ def device_limits(device):
 
 def split_layout(plan, cell, hidden, width, dtype, limits=None):
     """The layout of a split launch of `plan` on a device with `limits` = (SMs, shared memory
-    per block, compute capability major), None for the interpreter (planned as an H100). A group's programs wait for each other, so all
-    must run at once: one program per slice when the device has as many SMs, else one per SM
-    walking several slices with the widest-slice plan clean in that form. The interpreter runs
-    programs one after another, so there one program walks all of a group's slices (unless a
-    test forces more, each then in its own thread)."""
+    per block, compute capability major), None for the interpreter (planned as an H100). A
+    group's programs wait for each other, so all must run at once: one program per slice
+    when the device has as many SMs, else one per SM walking several slices with the
+    widest-slice plan clean in that form. The interpreter runs programs one after another,
+    so there one program walks all of a group's slices (unless a test forces more, each then
+    in its own thread)."""
     n_slices = -(-hidden // plan.block_h)
     forced = _forced_split if plan.split else None
     if limits is None:
