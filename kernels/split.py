@@ -690,6 +690,26 @@ def dh_with_dy(dh, dy_ptr, col, k0, mask_b, valid, K, HAS_DY: tl.constexpr,
     return dh
 
 
+@triton.jit
+def load_step_inputs(step, n0, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64,
+                     d64, mask_b, lens, state_col, H, K, CELL: tl.constexpr, S: tl.constexpr,
+                     HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
+                     ONE_LOAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
+                     ACC_DTYPE: tl.constexpr):
+    """Step `step`'s inputs that no program of the launch writes, for units n0 + [0,
+    BLOCK_N): (dy_t, then load_step_saved's seven), zero past the last step. Loaded a step
+    ahead, during the wait."""
+    live, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
+        step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+    dy = dh_with_dy(tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE), dy_ptr, col, n0, live, valid, K,
+                    HAS_DY, BLOCK_N, ACC_DTYPE)
+    a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
+        n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col, prev_seq_col,
+        state_col, live, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, ONE_LOAD, BLOCK_N, BLOCK_B,
+        ACC_DTYPE)
+    return dy, a0, a1, a2, a3, c_t, c_prev, h_prev
+
+
 @triton.jit(do_not_specialize=["T", "B", "progs", "spin_limit"])
 def split_backward_kernel(
     dy_ptr,     # [T, B, D, K]
@@ -759,13 +779,9 @@ def split_backward_kernel(
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
     alive = 1
     # step 0's dy and saved values; each step loads the next one's (no projection)
-    nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
-        0, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
-    dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
-                      ACC_DTYPE)
-    a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
-        n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col, nprev_seq_col,
-        state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
+    dy_n, a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_inputs(
+        0, n_own, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b,
+        lens, state_col, H, K, CELL, S, HAS_DY, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
         ACC_DTYPE)
 
     for step in range(T):
@@ -849,13 +865,9 @@ def split_backward_kernel(
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
         publish(flags_part + pid_n, step + 1)
         if not PROJ:  # the next step's loads, while the others finish this one
-            nlive, nvalid, nprev_ok, ncol, nseq_col, nprev_col, nprev_seq_col = step_coords(
-                step + 1, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
-            dy_n = dh_with_dy(dh * 0.0, dy_ptr, ncol, n_own, nlive, nvalid, K, HAS_DY, BLOCK_N,
-                              ACC_DTYPE)
-            a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_saved(
-                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, ncol, nseq_col, nprev_col,
-                nprev_seq_col, state_col, nlive, nprev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+            dy_n, a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_inputs(
+                step + 1, n_own, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64,
+                d64, mask_b, lens, state_col, H, K, CELL, S, HAS_DY, HAS_H0, HAS_C0, PROJ,
                 BLOCK_N, BLOCK_B, ACC_DTYPE)
         alive = wait_for_group(flags_part, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
