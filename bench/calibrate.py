@@ -14,6 +14,15 @@ ends of those constants' ranges. Run as `python -m bench.model --calibrate [--gp
   tensor cores read them from there every iteration (wgmma on sm_90): operand bytes per
   cycle. At these sizes shared memory, not the MMA rate, bounds it.
 - clock_ghz: cycles counted by clock64 over the chase's wall time (CUDA events).
+
+And, recorded under "raw" but not yet a model constant, the split regime's exchange alone:
+- exchange_step: P programs run kernels/split.py's own step protocol with no arithmetic: each
+  stores its [16 units, 16 batch] fp16 slice of h, publishes the step (barrier, release),
+  waits for every program's flag (bounded volatile polls) and loads all of h (K = 16 P
+  columns). Cycles per step for P = 8, 48 (the anchor's programs) and 128; the same with
+  no h stored or loaded (flags only); and with the flag stored relaxed, no fence (not a safe
+  protocol: it times the fence). The anchor forward's step minus this is what the
+  arithmetic and the rest of the step cost.
 """
 import datetime
 import json
@@ -22,6 +31,8 @@ import sys
 
 import triton
 import triton.language as tl
+
+from tritonrnn.kernels.split import load_columns, publish, wait_for_group
 
 LINE = 128           # bytes per pointer-chase element (one cache line each)
 CHASE_BYTES = 4 << 20
@@ -89,6 +100,75 @@ def _smem_stream_kernel(w_ptr, h_ptr, out_ptr, iters, M: tl.constexpr, N: tl.con
     tl.store(out_ptr + M * N, (stop - start).to(tl.float32))
 
 
+@triton.jit
+def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spin_limit,
+                          K: tl.constexpr, K_P2: tl.constexpr, BLOCK_N: tl.constexpr,
+                          BLOCK_B: tl.constexpr, SLICES_P2: tl.constexpr, MOVE_H: tl.constexpr,
+                          RELEASE: tl.constexpr):
+    """Program pid owns units pid * BLOCK_N + [0, BLOCK_N) of h, a [2 slots, BLOCK_B, K] fp16
+    ring (slot = step parity, as safe as the kernels' own: a slot is rewritten only after
+    every program has published the step that read it)."""
+    pid = tl.program_id(0)
+    units = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    batch = tl.arange(0, BLOCK_B)
+    mask_b = batch < BLOCK_B
+    h_mine = (units[:, None] + batch[None, :]).to(tl.float16)   # [BLOCK_N, BLOCK_B]
+    total = tl.zeros([BLOCK_B], tl.float32)
+    alive = tl.full([], 1, tl.int32)
+    start = _clock()
+    for step in range(steps):
+        slot = h_ptr + (step % 2) * (BLOCK_B * K)
+        if MOVE_H:
+            tl.store(slot + batch[None, :] * K + units[:, None], h_mine)
+        if RELEASE:
+            publish(flags_ptr + pid, step + 1)
+        else:  # timing only, not a safe protocol: the flag may overtake the data
+            tl.debug_barrier()
+            tl.atomic_xchg(flags_ptr + pid, step + 1, sem="relaxed", scope="gpu")
+        alive = wait_for_group(flags_ptr, progs, step + 1, alive, spin_limit, sync_ptr, step,
+                               SLICES_P2)
+        if MOVE_H:  # all of h_t, as the forward's resident chunks load it: one round trip
+            cols = load_columns(slot, batch, mask_b, tl.arange(0, K_P2), K)  # [K_P2, BLOCK_B]
+            total += tl.sum(cols.to(tl.float32), axis=0)
+            h_mine = (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)  # depends on h_t
+    stop = _clock()
+    tl.store(out_ptr + 2 * pid, stop - start)
+    tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
+
+
+EXCHANGE_STEPS = 4096
+EXCHANGE_PROGRAMS = (8, 48, 128)
+
+
+def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
+    """(clock64 cycles per step, the slowest program's; ns per step by CUDA events) of
+    _exchange_step_kernel with `progs` programs (release=False: the flag stored relaxed,
+    with no fence, to time what the fence costs)."""
+    import torch
+    dev = torch.device("cuda")
+    block_n, block_b = 16, 16
+    K = block_n * progs
+    h = torch.zeros(2 * block_b * K, dtype=torch.float16, device=dev)
+    flags = torch.zeros(progs, dtype=torch.int32, device=dev)
+    sync = torch.zeros(4, dtype=torch.int32, device=dev)
+    out = torch.zeros(2 * progs, dtype=torch.int64, device=dev)
+    p2 = triton.next_power_of_2(progs)
+    args = dict(K=K, K_P2=triton.next_power_of_2(K), BLOCK_N=block_n, BLOCK_B=block_b,
+                SLICES_P2=p2, MOVE_H=move_h, RELEASE=release, num_warps=4)
+    _exchange_step_kernel[(progs,)](h, flags, sync, out, 8, progs, SPIN_LIMIT, **args)  # compile
+    flags.zero_()
+    sync.zero_()
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    _exchange_step_kernel[(progs,)](h, flags, sync, out, steps, progs, SPIN_LIMIT, **args)
+    end.record()
+    torch.cuda.synchronize()
+    if sync[1].item() or out[1::2].sum().item():
+        raise RuntimeError(f"exchange step, {progs} programs: a wait exceeded its spin limit "
+                           "(programs not co-resident, or another process holding the SMs?)")
+    return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
+
+
 def _median(values):
     return sorted(values)[len(values) // 2]
 
@@ -145,6 +225,12 @@ def measure(repeats=5):
         torch.cuda.synchronize()
         rates.append((M * K + K * N) * 2 * MMA_ITERS / out[M * N].item())
     raw["smem_operand_bytes_per_clk"] = rates
+    # 4. the split regime's exchange alone (recorded, not a model constant yet)
+    for progs in EXCHANGE_PROGRAMS:
+        for move_h, release in ((True, True), (False, True), (True, False)):
+            clk, ns = exchange_step_cycles(progs, move_h, release)
+            what = ("h_and_flags" if move_h else "flags_only") + ("" if release else "_no_fence")
+            raw[f"exchange_step_{progs}_programs_{what}"] = dict(cycles=clk, ns=ns)
     clock = _median(cycles) / _median(raw["chase_ns_per_hop"])  # cycles per ns = GHz
     constants = dict(l2_latency_clk=latency,
                      exchange_extra_clk=max(0.0, _median(handoff) - latency),
@@ -173,5 +259,8 @@ def main(gpu, out=None):
     with open(path, "w") as f:
         json.dump(record, f, indent=1)
     print(f"measured on {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in constants.items()))
+    for key, value in raw.items():
+        if key.startswith("exchange_step"):
+            print(f"  {key}: {value['cycles']:.0f} cycles, {value['ns']:.0f} ns a step")
     print(f"wrote {path}")
     return 0

@@ -155,7 +155,7 @@ def run_case(case, sms, device="cuda"):
     from tests.common import MODE, make_problem, run_layer
     from tests.tolerances import worst_ratio
     from tritonrnn import functional, reference
-    from tritonrnn.kernels import config, launches
+    from tritonrnn.kernels import config, testing
     code, hidden, proj, _ = _dims(case)
     chosen, launched, progs, slices = case_plan(case, sms)
     row = dict(regime=case.regime, kind=case.kind, dtype=case.dtype, hidden=hidden, proj=proj,
@@ -165,13 +165,13 @@ def run_case(case, sms, device="cuda"):
     torch.manual_seed(zlib.crc32(case.label().encode()))  # each case its own fixed numbers
     prob = make_problem(MODE[case.kind], T=T, B=B, I=I, H=hidden, P=proj, D=D, h0=True,
                         lengths=LENGTHS).rounded(dtype)
-    launches.reset()
     with config.force_plan(chosen), fake_sm_count(FAKE_SMS if case.regime == "split_multi"
-                                                  else None):
+                                                  else None), \
+            testing.count_launches() as launched:
         outs, grads = run_layer(functional.recurrent_layer, prob, dtype, device=device)
         if device == "cuda":
             torch.cuda.synchronize()
-    ran = sorted(launches.counts)
+    ran = sorted(launched)
     expected_kernels = ["fused_backward", "fused_forward"] if case.regime == "fused" else \
         ["split_backward", "split_forward"]
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, torch.float64)

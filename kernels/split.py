@@ -324,7 +324,15 @@ def split_gates(acc, GP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.conste
 def stack_gates(g0, g1, g2, g3, GP: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_B: tl.constexpr):
     """Inverse of split_gates: [GP*BLOCK_N, BLOCK_B] gate-major."""
-    if GP == 4:
+    if GP == 4 and g0.dtype.primitive_bitwidth == 64:
+        # Triton 3.6 gives the joined tile's dot operand kWidth 2, which its fp64 MMA
+        # lowering rejects (assertion "fp64 don't support largeK MMA"); a one-hot sum over
+        # a broadcast gate axis builds the same tile with no join.
+        gate = tl.arange(0, 4)[:, None, None]
+        x = tl.where(gate == 0, g0[None, :, :], 0.0) + tl.where(gate == 1, g1[None, :, :], 0.0)
+        x += tl.where(gate == 2, g2[None, :, :], 0.0) + tl.where(gate == 3, g3[None, :, :], 0.0)
+        return tl.reshape(x, [4 * BLOCK_N, BLOCK_B])
+    elif GP == 4:
         x = tl.join(tl.join(g0, g2), tl.join(g1, g3))  # [..., i, j] is gate 2i + j
         x = tl.permute(tl.reshape(x, [BLOCK_N, BLOCK_B, 4]), [2, 0, 1])
         return tl.reshape(x, [4 * BLOCK_N, BLOCK_B])

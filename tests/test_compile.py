@@ -68,6 +68,25 @@ def test_shipped_configs_compile_clean(tmp_path):
                 assert step["hmma_instr"] == 0 or r["cell"] == "LSTM_PROJ", where
 
 
+def test_fp64_split_kernels_compile(tmp_path):
+    """fp64 is for accuracy, not speed: its split kernels may spill (1-2 KiB in the forwards),
+    but must compile. Triton 3.6 rejected the LSTM and GRU backwards' fp64 MMA until the
+    gate stack was built without tl.join (kernels/split.py, stack_gates); the GPU image runs
+    3.6, and this runs under it in CI's floor check."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compile_report", "--arch", "sm_90", "--cells",
+         "LSTM,LSTM_PROJ,GRU", "--dtypes", "fp64", "--hidden", "300", "--forms", "main",
+         "--json", str(out)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    records = json.loads(out.read_text()) if out.exists() else []
+    assert len(records) == 6, proc.stderr[-3000:]
+    assert {r["kernel"] for r in records} == {"split_forward", "split_backward"}
+    assert all(not r.get("error") and r["registers"] > 0 for r in records), \
+        [(r["kernel"], r["cell"], r.get("error")) for r in records]
+
+
 def _check_time_loop(r):
     """The per-step columns (bench/sass.py) exist and hold what every recurrence must do per
     step: load the previous h (B x K in at least 2-byte elements, or the batch tile's share),

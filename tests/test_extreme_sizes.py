@@ -258,22 +258,24 @@ def _stack_depth():
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_long_sequence_on_gpu(mode, regime, monkeypatch):
     """The real run: 100,000 steps forward and backward on the compiled kernels, against
-    torch.nn (cuDNN) on the same weights. Outputs of a contracting recurrence stay O(1), so
-    the fp32 tolerance holds over the whole length."""
+    torch.nn on the CPU with the same weights (cuDNN refuses this length: an H200 with torch
+    2.11 raised CUDNN_STATUS_NOT_SUPPORTED, 2026-11-30). Outputs of a contracting recurrence
+    stay O(1), so the fp32 tolerance holds over the whole length."""
     torch.manual_seed(0)
-    ref = getattr(torch.nn, mode)(2, 8).cuda()
+    ref = getattr(torch.nn, mode)(2, 8)
     tri = getattr(tritonrnn, mode)(2, 8).cuda()
     tri.load_state_dict(ref.state_dict())
-    x = torch.randn(100_000, 2, 2, device="cuda")
+    x = torch.randn(100_000, 2, 2)
     if regime == "split":  # the exchange-synchronised form, one launch for all steps
         monkeypatch.setattr(config, "_forced_split", config.ForcedSplit(16))
     outs = {}
     with testing.count_launches() as launched:
-        for name, mod in (("ref", ref), ("tri", tri)):
-            xi = x.clone().requires_grad_()
+        for name, mod, device in (("ref", ref, "cpu"), ("tri", tri, "cuda")):
+            xi = x.to(device).clone().requires_grad_()
             y, state = mod(xi)
             (y.sum() + sum(s.sum() for s in flat_state(state))).backward()
-            outs[name] = {"y": y, "h_n": flat_state(state)[0], "grad x": xi.grad}
+            outs[name] = {"y": y.cpu(), "h_n": flat_state(state)[0].cpu(),
+                          "grad x": xi.grad.cpu()}
     assert launched[f"{regime}_forward"] == 1
     assert launched[f"{regime}_backward"] == 1
     assert_all_close("", outs["tri"], outs["ref"], "tf32")
