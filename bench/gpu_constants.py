@@ -50,11 +50,13 @@ GPUS = {
 
 def constants(gpu, calibration=None):
     """{name: (low, high)} for `gpu` ("H100", "H200"), with measured values from a
-    calibration dict ({name: value, ...}) taking both ends."""
+    calibration dict ({name: value or [low, high], ...}): one value takes both ends; a pair
+    (the spread of several runs, in the table's order: the low-cycles end first) takes them
+    as they are."""
     table = {k: v[0] for k, v in GPUS[gpu].items() if k != "name"}
     for name, value in (calibration or {}).get("constants", {}).items():
         if name in table:
-            table[name] = (value, value)
+            table[name] = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
     return table
 
 

@@ -9,7 +9,7 @@ writing as it goes, none stopping the others:
   2_parity.csv        parity smoke: every regime x cell x fp16/bf16/fp32, fwd and bwd, vs float64
   3_anchor.csv        LSTM fp16 B=16 T=1024 I=H=768: tritonrnn vs torch.nn (cuDNN)
   4_calibration.json  the latency model's calibration kernels (when bench/model.py has them)
-  5_sweep.csv         LSTM and GRU, fp16 and bf16, H 128..1024, B 1/16/64, T=512, vs cuDNN
+  5_sweep.csv         LSTM and GRU, fp16 and bf16, H 128..1024, B 1/16/64, T=512, vs torch.nn
   6_sweep.png         one figure of that sweep (.svg where the image has no matplotlib)
   7_steps.log         every step's own output
   0_summary.txt       the short table, rewritten after every step and printed last
@@ -86,7 +86,7 @@ def steps():
              ["-m", "bench.model", "--calibrate", "--gpu", "H200", "--out",
               "{OUT}/" + FILES["calibrate"]],
              FILES["calibrate"]),
-        Step("sweep", 135, "short sweep vs cuDNN (forward)",
+        Step("sweep", 135, "short sweep vs torch.nn (forward)",
              ["-m", "bench", *SWEEP_ARGS, *_timing_args(SWEEP_TIMING),
               "--csv", "{OUT}/" + FILES["sweep"], "--no-plots"], FILES["sweep"]),
         Step("plot", 20, "one figure: speedup over torch.nn against H, a line per batch",
@@ -338,7 +338,7 @@ def sweep_found(path):
     if not ratios:
         return "no timings"
     gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    return (f"{len(ratios)} shapes; speedup over cuDNN geomean {gm:.2f}x, "
+    return (f"{len(ratios)} shapes; speedup over torch.nn geomean {gm:.2f}x, "
             f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")
 
 

@@ -114,7 +114,7 @@ def test_what_the_summary_reads_back(tmp_path):
                                             for h, r in ((128, 2.0), (256, 0.5))
                                             for b in (1, 16)])
     assert gpu_quick.sweep_found(sweep) == \
-        "4 shapes; speedup over cuDNN geomean 1.00x, min 0.50x, max 2.00x"
+        "4 shapes; speedup over torch.nn geomean 1.00x, min 0.50x, max 2.00x"
     parity = tmp_path / "p.csv"
     with open(parity, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=parity_smoke.COLUMNS)
