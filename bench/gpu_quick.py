@@ -9,7 +9,7 @@ writing as it goes, none stopping the others:
   2_parity.csv        parity smoke: every regime x cell x fp16/bf16/fp32, fwd and bwd, vs float64
   3_anchor.csv        LSTM fp16 B=16 T=1024 I=H=768: tritonrnn vs torch.nn (cuDNN)
   4_calibration.json  the latency model's calibration kernels (when bench/model.py has them)
-  5_sweep.csv         LSTM and GRU, fp16 and bf16, H 128..1024, B 1/16/64, T=512, vs torch.nn
+  5_sweep.csv         LSTM and GRU, fp16 and bf16, H 64..1024, B 1/16/64, T=512, vs torch.nn
   6_sweep.png         one figure of that sweep (.svg where the image has no matplotlib)
   7_steps.log         every step's own output
   0_summary.txt       the short table, rewritten after every step and printed last
@@ -48,8 +48,10 @@ ANCHOR_ARGS = ["--cells", "LSTM", "--dtypes", "fp16", "--hidden", "768", "--batc
                "--seq", "1024", "--modes", "forward,forward+backward",
                "--providers", "tritonrnn,torch"]
 ANCHOR_TIMING = dict(warmup=3, budget_ms=300, min_reps=10, max_reps=50)
+# H = 64 runs fused (one program, no exchange), the rest split: the first H200 visit timed
+# split only, at a near-constant 3-5.5 us a step whatever H.
 SWEEP_ARGS = ["--cells", "LSTM,GRU", "--dtypes", "fp16,bf16",
-              "--hidden", "128,256,512,768,1024", "--batch", "1,16,64", "--seq", "512",
+              "--hidden", "64,128,256,512,768,1024", "--batch", "1,16,64", "--seq", "512",
               "--modes", "forward", "--providers", "tritonrnn,torch"]
 SWEEP_TIMING = dict(warmup=2, budget_ms=60, min_reps=5, max_reps=20)
 PARITY_WORKERS, PARITY_DEADLINE_S = 8, 30

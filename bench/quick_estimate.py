@@ -25,14 +25,14 @@ import sys
 import tempfile
 import time
 
-# Per-step GPU time of one recurrence launch, seconds. tritonrnn: the upper end of the
-# first-order latency model for today's split kernels at the anchor (issue "See what will run
-# on the GPU": 27-41 ms for the 1024-step forward), taken for every quick-run shape (H <= 1024,
-# B <= 64: latency-bound, one step after another); backward twice the forward. torch.nn:
-# cuDNN's published H100 anchor timings (bench/shapes.py: 2.01 ms forward, 5.19 ms fwd+bwd for
-# 1024 steps).
-TRITONRNN_STEP_S = {"forward": 41e-3 / 1024, "forward+backward": 3 * 41e-3 / 1024}
-CUDNN_STEP_S = {"forward": 2.01e-3 / 1024, "forward+backward": 5.19e-3 / 1024}
+# Per-step GPU time of one recurrence launch, seconds, from the quick check's two runs on an
+# H200 (2026-11-30, bench/results/h200-2026-11-30/), taken for every quick-run shape.
+# tritonrnn: twice the slowest step measured (forward 5.29 ms / 512 steps at LSTM bf16 B=64
+# H=1024; forward+backward 11.06 ms / 1024 at the anchor). torch.nn: the slowest forward step
+# measured (12.39 ms / 512 steps, LSTM bf16 B=16 H=256: not cuDNN's fast path), and three
+# times that for forward+backward (allowance: only the anchor's was measured, 6.7 ms / 1024).
+TRITONRNN_STEP_S = {"forward": 2 * 5.29e-3 / 512, "forward+backward": 2 * 11.06e-3 / 1024}
+TORCH_STEP_S = {"forward": 12.39e-3 / 512, "forward+backward": 3 * 12.39e-3 / 512}
 CUDA_INIT_S = 5.0        # first CUDA context, cuBLAS/cuDNN handles (allowance)
 IMPORT_S = 5.0           # import torch, triton, tritonrnn: 3-5 s measured on an idle 2-core
                          # CI machine (the dry run prints this machine's figure beside it)
@@ -115,7 +115,7 @@ def _bench_estimate(args, timing, sms, show):
         code, dtype = CELL_CODES[s.cell], config.torch_dtype(case.dtype)
         plan, progs, slices = _layout(code, s.hidden, s.hidden, dtype, sms)
         kernels.update((s.cell, case.dtype, plan, k) for k in KERNELS_BY_MODE[case.mode])
-        for provider, per_step in (("tritonrnn", TRITONRNN_STEP_S), ("torch", CUDNN_STEP_S)):
+        for provider, per_step in (("tritonrnn", TRITONRNN_STEP_S), ("torch", TORCH_STEP_S)):
             call = per_step[case.mode] * s.seq
             gpu_s += _calls(call, timing) * call
         layout = f"{progs} programs/group x {slices} slices" if progs else "fused"
@@ -208,8 +208,9 @@ def main(argv=None):
     margin = {name: (limits_by[name] - (est - gpu)) / gpu
               for name, est, gpu in (("anchor", anchor_s, anchor_gpu), ("sweep", sweep_s, sweep_gpu))}
     print("\nestimate for an H200 run (GPU per-step constants: tritonrnn "
-          f"{TRITONRNN_STEP_S['forward'] * 1e6:.0f} us/step forward (latency model, upper end), "
-          f"cuDNN {CUDNN_STEP_S['forward'] * 1e6:.1f} us/step (published H100 anchor)):")
+          f"{TRITONRNN_STEP_S['forward'] * 1e6:.0f} us/step forward (twice the slowest measured "
+          f"on an H200), torch.nn {TORCH_STEP_S['forward'] * 1e6:.0f} us/step (the slowest "
+          "measured there)):")
     for name, seconds, how in estimate:
         print(f"  {name:9} {seconds:6.0f} s   {how}")
     print(f"  total     {total:6.0f} s estimated; at most {limits} s (sum of the step limits) "
