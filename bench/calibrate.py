@@ -15,7 +15,12 @@ ends of those constants' ranges. Run as `python -m bench.model --calibrate [--gp
   cycle. At these sizes shared memory, not the MMA rate, bounds it.
 - clock_ghz: cycles counted by clock64 over the chase's wall time (CUDA events).
 
-And, recorded under "raw" but not yet a model constant, the split regime's exchange alone:
+And, recorded under "raw" but not yet model constants:
+- anchor_forward_ablation: the anchor's forward (LSTM fp16, B=16, T=1024, I=H=768) timed
+  with parts of every step left out (kernels/split.py ABLATE_*; wrong results, right
+  timings): as shipped, without the fence, without the waits, without both. The
+  differences are what the waits and the fence cost inside the real kernel.
+- the split regime's exchange alone:
 - exchange_step: P programs run kernels/split.py's own step protocol with no arithmetic: each
   stores its [16 units, 16 batch] fp16 slice of h, publishes the step (barrier, release),
   waits for every program's flag (bounded volatile polls) and loads all of h (K = 16 P
@@ -120,11 +125,7 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
         slot = h_ptr + (step % 2) * (BLOCK_B * K)
         if MOVE_H:
             tl.store(slot + batch[None, :] * K + units[:, None], h_mine)
-        if RELEASE:
-            publish(flags_ptr + pid, step + 1)
-        else:  # timing only, not a safe protocol: the flag may overtake the data
-            tl.debug_barrier()
-            tl.atomic_xchg(flags_ptr + pid, step + 1, sem="relaxed", scope="gpu")
+        publish(flags_ptr + pid, step + 1, RELEASE)
         alive = wait_for_group(flags_ptr, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
         if MOVE_H:  # all of h_t, as the forward's resident chunks load it: one round trip
@@ -167,6 +168,31 @@ def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
         raise RuntimeError(f"exchange step, {progs} programs: a wait exceeded its spin limit "
                            "(programs not co-resident, or another process holding the SMs?)")
     return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
+
+
+ANCHOR = dict(hidden=768, batch=16, seq=1024)
+
+
+def anchor_forward_ablation():
+    """{variant: timing} of the anchor's inference forward (CUDA events, L2 cleared) with
+    none, one or both of the fence and the waits left out of its split kernel's steps."""
+    import torch
+    import tritonrnn
+    from bench.timing import CudaEventTimer, summarize
+    from tritonrnn.kernels import config, split
+    H, B, T = ANCHOR["hidden"], ANCHOR["batch"], ANCHOR["seq"]
+    model = tritonrnn.LSTM(H, H).to("cuda", torch.float16).eval()
+    x = torch.randn(T, B, H, device="cuda", dtype=torch.float16)
+    no_wait, no_fence = split.ABLATE_NO_WAIT.value, split.ABLATE_NO_FENCE.value
+    timer = CudaEventTimer(warmup=2, budget_ms=150, min_reps=5, max_reps=20)
+    out = {}
+    for name, mask in (("as_shipped", 0), ("no_fence", no_fence), ("no_wait", no_wait),
+                       ("no_wait_no_fence", no_wait | no_fence)):
+        with config.ablate_split_forward(mask), torch.no_grad():
+            st = summarize(timer(lambda inputs: model(inputs), [x]))
+        out[name] = dict(ms=st.median, p20=st.p20, p80=st.p80, n=st.n,
+                         us_per_step=st.median * 1e3 / T)
+    return out
 
 
 def _median(values):
@@ -225,7 +251,9 @@ def measure(repeats=5):
         torch.cuda.synchronize()
         rates.append((M * K + K * N) * 2 * MMA_ITERS / out[M * N].item())
     raw["smem_operand_bytes_per_clk"] = rates
-    # 4. the split regime's exchange alone (recorded, not a model constant yet)
+    # 4. the anchor's forward with parts of its steps left out (recorded, not a constant yet)
+    raw["anchor_forward_ablation"] = anchor_forward_ablation()
+    # 5. the split regime's exchange alone (recorded, not a model constant yet)
     for progs in EXCHANGE_PROGRAMS:
         for move_h, release in ((True, True), (False, True), (True, False)):
             clk, ns = exchange_step_cycles(progs, move_h, release)
@@ -259,6 +287,9 @@ def main(gpu, out=None):
     with open(path, "w") as f:
         json.dump(record, f, indent=1)
     print(f"measured on {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in constants.items()))
+    for name, t in raw["anchor_forward_ablation"].items():
+        print(f"  anchor forward, {name}: {t['ms']:.3f} ms ({t['p20']:.3f}-{t['p80']:.3f}), "
+              f"{t['us_per_step']:.2f} us a step")
     for key, value in raw.items():
         if key.startswith("exchange_step"):
             print(f"  {key}: {value['cycles']:.0f} cycles, {value['ns']:.0f} ns a step")

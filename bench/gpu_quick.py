@@ -77,18 +77,19 @@ class Step:
 def steps():
     """The measured steps in order of importance (install and env come first, apart)."""
     return [
-        Step("parity", 130, "parity smoke on CUDA, every regime/cell/dtype, fwd+bwd",
+        Step("parity", 115, "parity smoke on CUDA, every regime/cell/dtype, fwd+bwd",
              ["-m", "bench.parity_smoke", "--csv", "{OUT}/" + FILES["parity"],
               "--workers", str(PARITY_WORKERS), "--deadline", str(PARITY_DEADLINE_S)],
              FILES["parity"]),
         Step("anchor", 75, "anchor: tritonrnn vs torch.nn (cuDNN), CUDA events, L2 cleared",
              ["-m", "bench", *ANCHOR_ARGS, *_timing_args(ANCHOR_TIMING),
               "--csv", "{OUT}/" + FILES["anchor"], "--no-plots"], FILES["anchor"]),
-        Step("calibrate", 45, "latency model calibration kernels (bench/model.py --calibrate)",
+        Step("calibrate", 70, "latency model calibration kernels, the anchor's step ablations "
+             "(bench/model.py --calibrate)",
              ["-m", "bench.model", "--calibrate", "--gpu", "H200", "--out",
               "{OUT}/" + FILES["calibrate"]],
              FILES["calibrate"]),
-        Step("sweep", 135, "short sweep vs torch.nn (forward)",
+        Step("sweep", 120, "short sweep vs torch.nn (forward)",
              ["-m", "bench", *SWEEP_ARGS, *_timing_args(SWEEP_TIMING),
               "--csv", "{OUT}/" + FILES["sweep"], "--no-plots"], FILES["sweep"]),
         Step("plot", 20, "one figure: speedup over torch.nn against H, a line per batch",

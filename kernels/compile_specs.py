@@ -118,9 +118,12 @@ def kernel_call(form, cell, dtype, config, hidden, width, batch=16, directions=1
     sizes = dict(T=steps, B=batch, H=hidden, K=width, D=directions,
                  progs=programs or slices, spin_limit=plans.SPIN_LIMIT)
     args = {}
+    defaults = {p.name for p in fn.params if p.is_constexpr and p.has_default}
     for name in fn.arg_names:
         if name in constexprs:
             args[name] = constexprs[name]
+        elif name in defaults:  # left at its default, as every real launch leaves it
+            continue
         elif name in _INT_POINTERS:
             args[name] = torch.empty(16, dtype=torch.int32)
         elif name in _ACC_POINTERS:

@@ -95,6 +95,20 @@ def _default_plan(cell, hidden, width, dtype, math_name):
 
 
 _forced_plan = None
+_split_ablation = 0
+
+
+@contextlib.contextmanager
+def ablate_split_forward(mask):
+    """Within: split forward launches leave out the parts of each step named by `mask`
+    (bits split.ABLATE_*), so a GPU timing can tell what each part costs. Measurement
+    only (bench/calibrate.py): such a launch computes wrong results."""
+    global _split_ablation
+    saved, _split_ablation = _split_ablation, mask
+    try:
+        yield
+    finally:
+        _split_ablation = saved
 
 
 @contextlib.contextmanager

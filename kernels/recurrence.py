@@ -133,6 +133,8 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         return y, h_n, c_n, act, cs
 
     grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False)
+    if config._split_ablation:  # a measurement's hook (config.ablate_split_forward)
+        meta["ABLATE"] = config._split_ablation
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=dtype, device=dev)  # h in the storage dtype

@@ -57,6 +57,18 @@ REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_9
 STREAM_KC = tl.constexpr(64)
 FLAGS_AT = tl.constexpr(4)        # first flag word in sync_ptr
 STATUS_GAVE_UP = tl.constexpr(1)
+# Parts of a forward step a GPU measurement may leave out, to see what each costs (bits of
+# split_forward_kernel's ABLATE, set through config.ablate_split_forward; 0 in every real
+# launch, and the results of an ablated launch are wrong).
+ABLATE_NO_WAIT = tl.constexpr(1)   # no program waits for the others' flags
+ABLATE_NO_FENCE = tl.constexpr(2)  # flags stored relaxed: no barrier-and-fence release
+
+
+@triton.constexpr_function
+def keeps(ablate, part):
+    """Whether a step keeps `part` (an ABLATE_* bit) under the mask `ablate`."""
+    value = lambda x: x.value if isinstance(x, tl.constexpr) else x  # noqa: E731
+    return (value(ablate) & value(part)) == 0
 
 
 def split_maxnreg(num_warps):
@@ -86,10 +98,15 @@ def claim_work(sync_ptr, progs, D):
 
 
 @triton.jit
-def publish(flag_ptr, step_done):
-    """Tell the group this program's writes of a phase are done (flag = step_done)."""
+def publish(flag_ptr, step_done, FENCED: tl.constexpr = True):
+    """Tell the group this program's writes of a phase are done (flag = step_done).
+    FENCED=False only to time the fence (ABLATE_NO_FENCE): the flag may then overtake the
+    data."""
     tl.debug_barrier()  # every thread's stores are issued before the release
-    tl.atomic_xchg(flag_ptr, step_done, sem="release", scope="gpu")
+    if FENCED:
+        tl.atomic_xchg(flag_ptr, step_done, sem="release", scope="gpu")
+    else:
+        tl.atomic_xchg(flag_ptr, step_done, sem="relaxed", scope="gpu")
 
 
 @triton.jit
@@ -485,7 +502,10 @@ def split_forward_kernel(
     SLICES_P2: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    ABLATE: tl.constexpr = 0,
 ):
+    WAITS: tl.constexpr = keeps(ABLATE, ABLATE_NO_WAIT)
+    FENCED: tl.constexpr = keeps(ABLATE, ABLATE_NO_FENCE)
     pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
     flags_cell = sync_ptr + FLAGS_AT + group * 2 * progs   # [progs] phase 0: h (or hh) out
     flags_out = flags_cell  # the phase that completes h
@@ -533,8 +553,9 @@ def split_forward_kernel(
         # the input projection goes out before waiting for h_{t-1}
         x0, x1, x2, x3 = load_input_projection(xp_ptr, n_own, col, mask_b, H, G, BLOCK_N,
                                                ACC_DTYPE)
-        alive = wait_for_group(flags_out, progs, step, alive, spin_limit, sync_ptr, step,
-                               SLICES_P2)
+        if WAITS:
+            alive = wait_for_group(flags_out, progs, step, alive, spin_limit, sync_ptr, step,
+                                   SLICES_P2)
         # the cell output of every owned slice
         c, h_cell_own = forward_cell(
             n_own, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr,
@@ -561,10 +582,11 @@ def split_forward_kernel(
                 tl.store(sc_ptrs, c_sl, mask=sc_mask)
                 if not PROJ:
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
-        publish(flags_cell + pid_n, step + 1)
+        publish(flags_cell + pid_n, step + 1, FENCED)
         if PROJ:  # h = W_hr hh, once every cell output of the step is out
-            alive = wait_for_group(flags_cell, progs, step + 1, alive, spin_limit, sync_ptr,
-                                   step, SLICES_P2)
+            if WAITS:
+                alive = wait_for_group(flags_cell, progs, step + 1, alive, spin_limit,
+                                       sync_ptr, step, SLICES_P2)
             if pid_n < n_out:
                 h_own = forward_projection(
                     n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
@@ -579,7 +601,7 @@ def split_forward_kernel(
                         r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K,
                         0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
-            publish(flags_out + pid_n, step + 1)
+            publish(flags_out + pid_n, step + 1, FENCED)
 
     tl.store(c_ptrs, c, mask=c_mask)
     tl.store(h_ptrs, h_own, mask=h_mask)  # masked off where the program owns no slice of K

@@ -126,6 +126,25 @@ def test_split_regime_raises_when_its_programs_cannot_wait_for_each_other(monkey
         run_layer(functional.recurrent_layer, prob, F64)
 
 
+def test_forward_ablation_leaves_out_the_waits(monkeypatch):
+    """config.ablate_split_forward, the hook bench/calibrate.py times the anchor's steps
+    with: under ABLATE_NO_WAIT the forward of the test above (two programs that can never see
+    each other's flags) runs to its end instead of giving up; outside the block it gives up
+    again. (No gradients: only the forward has the hook.)"""
+    from tritonrnn.kernels import split
+    monkeypatch.setattr(config, "SPIN_LIMIT", 3)
+    prob = make_problem("LSTM", T=2, B=2, I=3, H=20, P=0, D=1, h0=True)
+    no_wait, no_fence = split.ABLATE_NO_WAIT.value, split.ABLATE_NO_FENCE.value
+    with force_split(16, programs=2):
+        for mask in (no_wait, no_wait | no_fence):
+            with config.ablate_split_forward(mask):
+                outs, _ = run_layer(functional.recurrent_layer, prob, F64, grads=False)
+            assert outs["y"].shape == prob.x.shape[:2] + (20,)
+        assert config._split_ablation == 0
+        with pytest.raises(RuntimeError, match="gave up"):
+            run_layer(functional.recurrent_layer, prob, F64, grads=False)
+
+
 def test_noncontiguous_inputs():
     """x and h0 as transposed views, as a batch_first module hands them over."""
     prob = make_problem("LSTM", T=4, B=3, I=5, H=6, P=4, D=2, h0=True, lengths=(4, 2, 3))
