@@ -10,7 +10,7 @@ Two regimes:
 import contextlib
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -40,19 +40,22 @@ class ForcedSplit:
     reduction_chunk: int = SPLIT_BLOCK_KC
     resident_chunks: int = None  # W_hh (and W_hr) chunks kept on chip, 0..4
     programs: int = None         # programs per group (the interpreter's default is 1)
+    batch_block: int = BLOCK_B   # batch rows per program
 
 
 @contextlib.contextmanager
 def force_split(hidden_block, reduction_chunk=SPLIT_BLOCK_KC, resident_chunks=None,
-                programs=None):
+                programs=None, batch_block=BLOCK_B):
     """Run every recurrence in the split regime with `hidden_block` hidden units per program
     (power of two >= 16); lets tests drive the multi-program path at small sizes, choose how
-    much of W stays resident (the rest is streamed) and how many programs a group has (more
-    than one under the interpreter needs every program in its own thread)."""
+    much of W stays resident (the rest is streamed), how many programs a group has (more
+    than one under the interpreter needs every program in its own thread) and how many batch
+    rows a program takes."""
     global _forced_split
     assert hidden_block >= 16 and hidden_block & (hidden_block - 1) == 0
     saved = _forced_split
-    _forced_split = ForcedSplit(hidden_block, reduction_chunk, resident_chunks, programs)
+    _forced_split = ForcedSplit(hidden_block, reduction_chunk, resident_chunks, programs,
+                                batch_block)
     try:
         yield
     finally:
@@ -303,6 +306,48 @@ def split_layout(plan, cell, hidden, width, dtype, limits=None):
     return SplitLayout(plan, progs, n_slices, res, res_proj)
 
 
+WIDE_BLOCK_B = 32  # a split program's batch tile where 16 rows would run in extra waves
+
+
+def wide_batch_plan(plan, cell, hidden, width, dtype, limits=None):
+    """The 32-row version of a split plan of 16 batch rows, or None where it may not run:
+    16-bit products only (their MMA takes N = 32 whole), all of W_hh (and W_hr) resident on
+    a device with `limits` (an H100 where None; streamed chunks beside a 32-row tile spilled
+    0.03-0.6 KiB at H = 2048), and not pruned. The compile report of the shipped plans
+    compiles it beside the default plan."""
+    from .pruning import is_pruned
+    math = math_dtype_name(dtype)
+    if not plan.split or plan.block_b != BLOCK_B or math not in ("fp16", "bf16"):
+        return None
+    wide = replace(plan, block_b=WIDE_BLOCK_B)
+    layout = split_layout(wide, cell, hidden, width, dtype,
+                          limits or (NOMINAL_SMS, SHARED_PER_BLOCK[9], 9))
+    if layout.plan != wide or layout.multi or any(layout.streams(hidden, width)):
+        return None
+    return None if is_pruned(cell, width != hidden, math, wide) else wide
+
+
+def batch_tiled_layout(layout, cell, hidden, width, dtype, batch, directions, limits):
+    """`layout` (a default split plan's, 16 batch rows a program) with 32 rows a program
+    instead where that runs the launch in fewer waves: a group's programs must all be
+    resident, so groups beyond what the SMs hold wait for a second wave, which doubles the
+    time (measured on an H200: LSTM fp16 B=64 T=512 took 1.9-2.0 ms at H=512, 4 groups of 32
+    programs, and 3.9 ms at H=768, 4 groups of 48). A 32-row tile halves the groups at the
+    cost of twice the h a program loads and multiplies a step. On a GPU, where
+    wide_batch_plan allows it."""
+    if limits is None or batch is None or batch <= BLOCK_B or layout.multi:
+        return layout
+    wide = wide_batch_plan(layout.plan, cell, hidden, width, dtype, limits)
+    if wide is None:
+        return layout
+    wide_layout = split_layout(wide, cell, hidden, width, dtype, limits)
+
+    def waves(lay):
+        groups = -(-batch // lay.plan.block_b) * directions
+        return -(-groups // max(1, limits[0] // lay.progs))
+    return wide_layout if waves(wide_layout) < waves(layout) else layout
+
+
 # -- the decision ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -312,24 +357,33 @@ class Launch:
     layout: SplitLayout = None  # None: the fused regime
 
 
-def launch(cell, hidden, width, dtype, batch=None, device=None):
+def launch(cell, hidden, width, dtype, batch=None, device=None, directions=1):
     """The one decision of how a recurrence of `cell` (kernel code) with `hidden` units and h
-    of `width` runs for `batch` rows on `device`: a plan forced by a test or the tuner, else
-    the tuning table's entry for this GPU and batch size (tritonrnn/tuning.py), else the
-    default plan; then, in the split regime, its layout on this device (SM count and shared
-    memory; the interpreter's one program per group), which may replace the plan by the
-    multi-slice one. The launchers, the tuner, the compile report and the tests ask this."""
+    of `width` runs for `batch` rows and `directions` on `device`: a plan forced by a test or
+    the tuner, else the tuning table's entry for this GPU and batch size
+    (tritonrnn/tuning.py), else the default plan; then, in the split regime, its layout on
+    this device (SM count and shared memory; the interpreter's one program per group), which
+    may replace the plan by the multi-slice one, and a default plan's by its 32-row batch
+    tile (batch_tiled_layout). The launchers, the tuner, the compile report and the tests
+    ask this."""
+    default = False
     if _forced_plan is not None:
         chosen = _forced_plan
     elif _forced_split is not None:
-        chosen = Plan(True, BLOCK_B, min(_forced_split.hidden_block, block(hidden)),
+        chosen = Plan(True, _forced_split.batch_block,
+                      min(_forced_split.hidden_block, block(hidden)),
                       min(_forced_split.reduction_chunk, block(width)), 4)
     else:
-        chosen = _tuned(cell, hidden, width, dtype, batch, device) or \
-            default_plan(cell, hidden, width, dtype)
+        chosen = _tuned(cell, hidden, width, dtype, batch, device)
+        if chosen is None:
+            chosen, default = default_plan(cell, hidden, width, dtype), True
     if not chosen.split:
         return Launch(chosen)
-    layout = split_layout(chosen, cell, hidden, width, dtype, device_limits(device))
+    limits = device_limits(device)
+    layout = split_layout(chosen, cell, hidden, width, dtype, limits)
+    if default:
+        layout = batch_tiled_layout(layout, cell, hidden, width, dtype, batch, directions,
+                                    limits)
     return Launch(layout.plan, layout)
 
 

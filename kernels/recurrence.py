@@ -108,7 +108,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
     K = whh.shape[2]
     dev, dtype = xp.device, xp.dtype
     S = SAVED[code]
-    decided = config.launch(code, H, K, dtype, B, dev)
+    decided = config.launch(code, H, K, dtype, B, dev, D)
     plan = decided.plan
     y = new_output((T, B, D, K), dtype, dev)
     h_n = new_output((D, B, K), dtype, dev)
@@ -172,7 +172,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     G = GATES[code]
     K = whh.shape[2]
     dev, dtype = act.device, act.dtype
-    decided = config.launch(code, H, K, dtype, B, dev)
+    decided = config.launch(code, H, K, dtype, B, dev, D)
     plan = decided.plan
     dxp = new_output((T, B, D, G, H), dtype, dev)
     dhg = new_output((D, T, B, H), dtype, dev) if code == GRU else None

@@ -68,6 +68,18 @@ def test_split_regime_matches_reference(kind, H, P, B):
         _check_against_reference(prob)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_split_regime_with_32_batch_rows(kind):
+    """The split kernels with 32 batch rows a program (the wide tile the default plan takes
+    where 16 rows would need a second wave, config.batch_tiled_layout): B=40 is two tiles,
+    the second mostly masked."""
+    lengths = tuple(1 + (2 * b + 1) % 3 for b in range(40))
+    prob = make_problem(MODE[kind], T=3, B=40, I=5, H=40, P=_proj(kind, 40), D=2, h0=True,
+                        lengths=lengths)
+    with config.force_plan(config.Plan(True, config.WIDE_BLOCK_B, 16, 16, 4, 1)):
+        _check_against_reference(prob)
+
+
 @pytest.mark.parametrize("kind,H,P", [("lstm", 40, 0), ("gru", 40, 0), ("lstm_proj", 40, 20),
                                       ("rnn_tanh", 40, 0)])
 def test_split_regime_streams_what_is_not_resident(kind, H, P):

@@ -120,3 +120,42 @@ def test_fp32_without_tf32_streams_its_rows(monkeypatch):
     assert (layout.res_chunks, layout.res_proj) == (0, 0) and layout.streams(768, 768)[0]
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     assert config.split_layout(plan, LSTM, 768, 768, torch.float32, H100).res_chunks == 2
+
+
+@pytest.mark.parametrize("batch,directions,hidden,dtype,wide", [
+    (64, 1, 768, torch.float16, True),    # 4 groups of 48 programs: 2 waves; 2 groups: 1
+    (64, 1, 1024, torch.bfloat16, True),  # 4 groups of 64: 2 waves; 2 groups: 1
+    (32, 2, 768, torch.float16, True),    # 2 tiles x 2 directions of 48: 2 waves; 2: 1
+    (32, 1, 768, torch.float16, False),   # 2 groups of 48 fit already
+    (64, 1, 512, torch.float16, False),   # 4 groups of 32 fit already
+    (16, 1, 768, torch.float16, False),   # one tile of 16
+    (64, 1, 768, torch.float32, False),   # TF32: no wide tile
+])
+def test_batch_tile_widens_only_where_it_saves_a_wave(monkeypatch, batch, directions, hidden,
+                                                      dtype, wide):
+    """The default split plan takes 32 batch rows a program instead of 16 exactly where 16
+    would leave groups of programs waiting for a second wave (config.batch_tiled_layout), and
+    then every group runs at once."""
+    monkeypatch.setattr(config, "device_limits", lambda device: H100)
+    monkeypatch.setattr(config, "_tuned", lambda *args: None)
+    decided = config.launch(LSTM, hidden, hidden, dtype, batch, torch.device("cuda"),
+                            directions)
+    layout = decided.layout
+    assert layout is not None and not layout.multi
+    assert decided.plan.block_b == (config.WIDE_BLOCK_B if wide else config.BLOCK_B)
+    if wide:
+        groups = -(-batch // config.WIDE_BLOCK_B) * directions
+        assert groups * layout.progs <= H100[0]
+        narrow = config.split_layout(config.default_plan(LSTM, hidden, hidden, dtype), LSTM,
+                                     hidden, hidden, dtype, H100)
+        assert decided.plan == config.Plan(**dict(narrow.plan.as_dict(), block_b=32))
+
+
+def test_batch_tile_stays_with_forced_plans_and_the_interpreter(monkeypatch):
+    """Forced plans (tests, the tuner) and the interpreter's layout keep their batch tile."""
+    monkeypatch.setattr(config, "_tuned", lambda *args: None)
+    assert config.launch(LSTM, 768, 768, torch.float16, 64).plan.block_b == config.BLOCK_B
+    monkeypatch.setattr(config, "device_limits", lambda device: H100)
+    with config.force_split(16):
+        plan = config.launch(LSTM, 768, 768, torch.float16, 64, torch.device("cuda")).plan
+    assert plan.block_b == config.BLOCK_B

@@ -100,6 +100,19 @@ def test_program_per_slice_matches_reference(mode, H, P, B):
     assert_all_close("grad ", grads, ref_grads)
 
 
+def test_program_per_slice_with_32_batch_rows(monkeypatch):
+    """The 32-row batch tile (config.batch_tiled_layout) in the exchange: B=40 is two tiles
+    (the second mostly masked) x 2 directions, 2 programs each, in threads."""
+    prob = _problem("LSTM", 32, 0, 40)
+    with force_split(SLICE, programs=EVERY_SLICE, batch_block=32), \
+            programs_in_threads(timeout_s=120) as launches:
+        outs, grads = run_layer(functional.recurrent_layer, prob, F64)
+    assert launches == [2 * 2 * 2] * 2
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs)
+    assert_all_close("grad ", grads, ref_grads)
+
+
 def test_programs_walking_several_slices_match_reference(monkeypatch):
     """The multi-slice form (c kept in memory) with 2 programs sharing 3 slices, in threads."""
     prob = _problem("LSTM", 40, 0, 18)
