@@ -8,6 +8,7 @@ with (training, variable lengths, initial states, every optional gradient), whic
 registers and shared memory of its lighter variants. Keep in step with the launchers in
 recurrence.py (tests/test_jit_specialization.py holds the two together).
 """
+import inspect
 from dataclasses import dataclass
 
 import triton.language as tl
@@ -118,7 +119,8 @@ def kernel_call(form, cell, dtype, config, hidden, width, batch=16, directions=1
     sizes = dict(T=steps, B=batch, H=hidden, K=width, D=directions,
                  progs=programs or slices, spin_limit=plans.SPIN_LIMIT)
     args = {}
-    defaults = {p.name for p in fn.params if p.is_constexpr and p.has_default}
+    defaults = {name for name, p in inspect.signature(fn.fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # the JIT's and interpreter's
     for name in fn.arg_names:
         if name in constexprs:
             args[name] = constexprs[name]
