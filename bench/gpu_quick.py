@@ -23,6 +23,7 @@ to work before torch or tritonrnn can be imported.
 import argparse
 import atexit
 import csv
+import json
 import math
 import os
 import shutil
@@ -345,6 +346,20 @@ def sweep_found(path):
             f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")
 
 
+def calibrate_found(path):
+    """The anchor forward's step ablations (bench/calibrate.py) in one line, or what is
+    missing."""
+    try:
+        with open(path) as f:
+            ablation = json.load(f).get("raw", {}).get("anchor_forward_ablation", {})
+    except (OSError, ValueError):
+        return "no file"
+    if not ablation:
+        return path.name
+    return "anchor forward " + ", ".join(f"{name.replace('_', ' ')} {t['ms']:.2f} ms"
+                                         for name, t in ablation.items())
+
+
 def summary_table(results, elapsed):
     lines = [f"{'step':10} {'status':22} {'s':>5} {'limit':>5}  result"]
     for name, status, seconds, limit, found in results:
@@ -360,7 +375,8 @@ def gpu_run(run):
     run.record("install", status, seconds, INSTALL_LIMIT_S, found)
     status, seconds, gpu = env_step(run, found)
     run.record("env", status, seconds, ENV_LIMIT_S, gpu)
-    readers = {"parity": parity_found, "anchor": anchor_found, "sweep": sweep_found}
+    readers = {"parity": parity_found, "anchor": anchor_found, "sweep": sweep_found,
+               "calibrate": calibrate_found}
     for step in steps():
         if gpu.startswith("none") or gpu == "?":
             run.record(step.name, "skipped", 0.0, step.limit_s, "no CUDA GPU (see 1_env.txt)")

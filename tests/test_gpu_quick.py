@@ -2,6 +2,7 @@
 dry run end to end, the runner's time limits and budget, what it reads back from each step's
 file, and its one figure."""
 import csv
+import json
 import os
 import re
 import subprocess
@@ -122,6 +123,14 @@ def test_what_the_summary_reads_back(tmp_path):
         w.writerow(dict(regime="fused", kind="gru", dtype="fp16", status="ok"))
         w.writerow(dict(regime="split_multi", kind="lstm", dtype="bf16", status="timeout"))
     assert gpu_quick.parity_found(parity) == "1/2 ok; split_multi/lstm/bf16: timeout"
+    calibration = tmp_path / "c.json"
+    calibration.write_text(json.dumps({"raw": {"anchor_forward_ablation": {
+        "as_shipped": {"ms": 3.9}, "no_fence": {"ms": 3.5}, "no_wait": {"ms": 2.0},
+        "no_wait_no_fence": {"ms": 1.7}}}}))
+    assert gpu_quick.calibrate_found(calibration) == (
+        "anchor forward as shipped 3.90 ms, no fence 3.50 ms, no wait 2.00 ms, "
+        "no wait no fence 1.70 ms")
+    assert gpu_quick.calibrate_found(tmp_path / "missing.json") == "no file"
     assert gpu_quick.parity_found(tmp_path / "missing.csv") == "no rows"
     assert gpu_quick.sweep_found(tmp_path / "missing.csv") == "no timings"
 
