@@ -170,19 +170,17 @@ def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
     return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
 
 
-ANCHOR = dict(hidden=768, batch=16, seq=1024)
-
-
 def anchor_forward_ablation():
     """{variant: timing} of the anchor's inference forward (CUDA events, L2 cleared) with
     none, one or both of the fence and the waits left out of its split kernel's steps."""
     import torch
     import tritonrnn
+    from bench.shapes import ANCHOR
     from bench.timing import CudaEventTimer, summarize
     from tritonrnn.kernels import config, split
-    H, B, T = ANCHOR["hidden"], ANCHOR["batch"], ANCHOR["seq"]
-    model = tritonrnn.LSTM(H, H).to("cuda", torch.float16).eval()
-    x = torch.randn(T, B, H, device="cuda", dtype=torch.float16)
+    T = ANCHOR.seq
+    model = tritonrnn.LSTM(ANCHOR.input_size, ANCHOR.hidden).to("cuda", torch.float16).eval()
+    x = torch.randn(T, ANCHOR.batch, ANCHOR.input_size, device="cuda", dtype=torch.float16)
     no_wait, no_fence = split.ABLATE_NO_WAIT.value, split.ABLATE_NO_FENCE.value
     timer = CudaEventTimer(warmup=2, budget_ms=150, min_reps=5, max_reps=20)
     out = {}

@@ -79,9 +79,9 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                 else:
                     shipped = list(dict.fromkeys(plans[:1] + _shipped_plans(cell, dtype, hidden)))
                     with tf32_for(dtype):  # and its 32-row batch tile, where B > 16 takes it
-                        wide = plans and config.wide_batch_plan(plans[0], kind.code, hidden,
-                                                                width, torch_dtype(dtype))
-                    shipped += [wide] if wide else []
+                        wide = plans and config.wide_batch_layout(plans[0], kind.code, hidden,
+                                                                  width, torch_dtype(dtype))
+                    shipped += [wide.plan] if wide else []
                     runs = [(p, [f for f in kernel_forms(p.split, kind.projects)
                                  if not is_multi_slice(f)]) for p in shipped]
                     if any(p.split for p in shipped):

@@ -309,12 +309,12 @@ def split_layout(plan, cell, hidden, width, dtype, limits=None):
 WIDE_BLOCK_B = 32  # a split program's batch tile where 16 rows would run in extra waves
 
 
-def wide_batch_plan(plan, cell, hidden, width, dtype, limits=None):
-    """The 32-row version of a split plan of 16 batch rows, or None where it may not run:
-    16-bit products only (their MMA takes N = 32 whole), all of W_hh (and W_hr) resident on
-    a device with `limits` (an H100 where None; streamed chunks beside a 32-row tile spilled
-    0.03-0.6 KiB at H = 2048), and not pruned. The compile report of the shipped plans
-    compiles it beside the default plan."""
+def wide_batch_layout(plan, cell, hidden, width, dtype, limits=None):
+    """The layout of the 32-row version of a split plan of 16 batch rows on a device with
+    `limits` (an H100 where None), or None where it may not run: 16-bit products only (their
+    MMA takes N = 32 whole), all of W_hh (and W_hr) resident (streamed chunks beside a 32-row
+    tile spilled 0.03-0.6 KiB at H = 2048), and not pruned. The compile report of the
+    shipped plans compiles its plan beside the default plan."""
     from .pruning import is_pruned
     math = math_dtype_name(dtype)
     if not plan.split or plan.block_b != BLOCK_B or math not in ("fp16", "bf16"):
@@ -324,7 +324,7 @@ def wide_batch_plan(plan, cell, hidden, width, dtype, limits=None):
                           limits or (NOMINAL_SMS, SHARED_PER_BLOCK[9], 9))
     if layout.plan != wide or layout.multi or any(layout.streams(hidden, width)):
         return None
-    return None if is_pruned(cell, width != hidden, math, wide) else wide
+    return None if is_pruned(cell, width != hidden, math, wide) else layout
 
 
 def batch_tiled_layout(layout, cell, hidden, width, dtype, batch, directions, limits):
@@ -334,18 +334,17 @@ def batch_tiled_layout(layout, cell, hidden, width, dtype, batch, directions, li
     time (measured on an H200: LSTM fp16 B=64 T=512 took 1.9-2.0 ms at H=512, 4 groups of 32
     programs, and 3.9 ms at H=768, 4 groups of 48). A 32-row tile halves the groups at the
     cost of twice the h a program loads and multiplies a step. On a GPU, where
-    wide_batch_plan allows it."""
+    wide_batch_layout allows it."""
     if limits is None or batch is None or batch <= BLOCK_B or layout.multi:
         return layout
-    wide = wide_batch_plan(layout.plan, cell, hidden, width, dtype, limits)
+    wide = wide_batch_layout(layout.plan, cell, hidden, width, dtype, limits)
     if wide is None:
         return layout
-    wide_layout = split_layout(wide, cell, hidden, width, dtype, limits)
 
     def waves(lay):
         groups = -(-batch // lay.plan.block_b) * directions
         return -(-groups // max(1, limits[0] // lay.progs))
-    return wide_layout if waves(wide_layout) < waves(layout) else layout
+    return wide if waves(wide) < waves(layout) else layout
 
 
 # -- the decision ----------------------------------------------------------------------------

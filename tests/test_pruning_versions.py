@@ -20,10 +20,10 @@ def _shapes(entry):
 
 
 def _selectable(plan, cell, hidden, width, dtype):
-    """A candidate, or the 32-row batch tile a candidate takes on a GPU (wide_batch_plan)."""
+    """A candidate, or the 32-row batch tile a candidate takes on a GPU (wide_batch_layout)."""
     candidates = config.candidates(cell, hidden, width, dtype)
-    return plan in candidates or any(
-        config.wide_batch_plan(c, cell, hidden, width, dtype) == plan for c in candidates)
+    wide = [config.wide_batch_layout(c, cell, hidden, width, dtype) for c in candidates]
+    return plan in candidates or any(w is not None and w.plan == plan for w in wide)
 
 
 def _all_versions():
