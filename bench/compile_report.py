@@ -125,11 +125,14 @@ def job_call(job, arch):
 
 def loop_trips(job, arch):
     """Iterations per time step of the loops nested in the kernels' time loops, keyed by the
-    loop's iterable as written in kernels/split.py (see bench/sass.py): the streaming of the
-    columns past a first slice's resident chunks, and (multi-slice forms) the further slices
-    a program walks, each streaming all of its rows."""
-    from tritonrnn.kernels.compile_specs import split_layout_for
-    from tritonrnn.kernels.split import STREAM_KC
+    loop's iterable as written in kernels/split.py (see bench/sass.py): the backward's sum
+    of partial products, SUM_BATCH slices a trip; the streaming of the columns past the
+    resident chunks (rows_times_state's loop, and the backward's rows_t_times_stack); and
+    (multi-slice forms) the further slices a program walks, each streaming all of its rows.
+    One streaming loop's text serves W_hh and W_hr alike: its value lists the trips of
+    each such loop the kernel runs, in program order."""
+    from tritonrnn.kernels.compile_specs import is_multi_slice, split_layout_for
+    from tritonrnn.kernels.split import STREAM_KC, SUM_BATCH
     c = job["config"]
     hidden, width = job["hidden_size"], job["proj_size"] or job["hidden_size"]
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
@@ -138,13 +141,43 @@ def loop_trips(job, arch):
         return {}
     layout = split_layout_for(job["cell"], job["dtype"], c, hidden, width, arch,
                               progs)
-    # W_hh columns of the first slice past its resident chunks, in STREAM_KC-wide chunks
-    streamed = cdiv(max(0, width - layout.res_chunks * c["block_k"]), STREAM_KC.value)
-    return {"tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES)": streamed,
-            "tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=STAGES)": streamed,
+    backward = job["kernel"].startswith("split_backward")
+    multi, proj = is_multi_slice(job["kernel"]), width != hidden
+    res, res_proj, stream_w, stream_wr, _ = layout.kernel_resident(hidden, width, backward)
+    chunks = lambda n: cdiv(max(0, n), STREAM_KC.value)  # noqa: E731
+    w_hr_rows = width if backward else hidden  # the backward multiplies W_hr^T
+    w_hh_rest, w_hh_all = chunks(width - res * c["block_k"]), chunks(width)
+    w_hr_rest, w_hr_all = chunks(w_hr_rows - res_proj * c["block_k"]), chunks(w_hr_rows)
+    state_loops, stack_loops = [], []  # rows_times_state's, rows_t_times_stack's
+    if backward:  # dh of the cell output (W_hr^T), then the partials (W_hh^T) of each slice
+        state_loops += [w_hr_rest] * (proj and stream_wr) + [w_hr_all] * (proj and multi)
+        stack_loops += [w_hh_rest] * stream_w + [w_hh_all] * multi
+    else:  # the cell (W_hh) of each slice, then the projection (W_hr) of each
+        state_loops += [w_hh_rest] * stream_w + [w_hh_all] * multi
+        state_loops += [w_hr_rest] * (proj and stream_wr) + [w_hr_all] * (proj and multi)
+    slices = cdiv(hidden, c["block_h"])
+    sum_batch = min(slices, SUM_BATCH.value)
+    return {"tl.range(0, SUM_SLICES, BATCH, num_stages=1)": cdiv(slices, sum_batch),
+            "tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES)": state_loops,
+            "tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=STAGES)": stack_loops,
             "range(pid_n + progs, n_cell, progs)": cdiv(cdiv(hidden, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_out, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1,
             "range(pid_n + progs, n_rec, progs)": cdiv(cdiv(width, c["block_h"]), progs) - 1}
+
+
+def resident_form(job, arch):
+    """The resident constexprs (kernels/pruning.RESIDENT_CONSTEXPRS: chunks of W_hh and
+    W_hr on chip, whether the rest streams and in how many pipeline stages) `job` compiles
+    with on sm_`arch`; None for the fused and multi-slice forms. They, more than the hidden
+    size, are what a split plan's binary depends on, and what a failing record prunes
+    (bench/prune_rules.py)."""
+    from tritonrnn.kernels.compile_specs import is_multi_slice, split_layout_for
+    if not job["kernel"].startswith("split") or is_multi_slice(job["kernel"]):
+        return None
+    hidden = job["hidden_size"]
+    width = job["proj_size"] or hidden
+    layout = split_layout_for(job["cell"], job["dtype"], job["config"], hidden, width, arch)
+    return list(layout.kernel_resident(hidden, width, job["kernel"] == "split_backward"))
 
 
 def _compile_key(job, arch):
@@ -184,7 +217,8 @@ def compile_job(job, arch):
     call, signature, constexprs, attrs, options = job_call(job, arch)
     _, divisible = by_name(call.fn, constexprs, attrs)
     record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
-                  signature=signature, divisible_args=divisible,
+                  resident=resident_form(job, arch), signature=signature,
+                  divisible_args=divisible,
                   programs_per_group=programs_per_group(job, arch), triton=triton.__version__)
     start = time.time()
     log = io.StringIO()
@@ -269,9 +303,11 @@ def _compile_batch(keys, unique, results, workers, progress, start, total):
 
 
 def _record_key(record):
-    """Identity of a record (or of a job with its "sm_NN" arch) across report runs."""
+    """Identity of a record (or of a job with its "sm_NN" arch and resident form) across
+    report runs. A record from before resident forms were recorded matches no split job."""
     return (record["arch"], record["kernel"], record["cell"], record["dtype"],
-            record["hidden_size"], json.dumps(record["config"], sort_keys=True))
+            record["hidden_size"], json.dumps(record["config"], sort_keys=True),
+            json.dumps(record.get("resident")))
 
 
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
@@ -288,7 +324,8 @@ def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
     reuse = {_record_key(r): r for r in known}
     todo, reused = [], []
     for job, arch in work:
-        earlier = reuse.get(_record_key(dict(job, arch=f"sm_{arch}")))
+        earlier = reuse.get(_record_key(dict(job, arch=f"sm_{arch}",
+                                             resident=resident_form(job, arch))))
         if earlier is not None:
             reused.append(earlier)
         else:
@@ -317,6 +354,7 @@ def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
             if _compile_batch([key], unique, results, 1, progress, start, len(keys)):
                 job, arch = unique[key]
                 results[key] = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
+                                    resident=resident_form(job, arch),
                                     error="compiler process crashed", ok=False, compile_s=0.0)
     records = list(reused)
     for (job, arch), key in zip(work, work_keys):
@@ -382,6 +420,32 @@ def _prune_add_from(paths):
         "--prune-add-from " + " ".join(os.path.basename(p) for p in paths))
     print(f"{added} configurations added to {pruning.PRUNED_FILE}", file=sys.stderr)
     return 0
+
+
+def settle(archs, cells, dtypes, hiddens, forms, scope, workers, known=()):
+    """Compile the scope, then prune each failing split record's resident form (under the
+    installed Triton: kernels/pruned_configs.json when it is the shipped list's, else its
+    entries in pruned_by_triton.json) and compile again the records whose layout that
+    changed (config.clean_resident keeps less on chip, or streams in fewer stages), until
+    every record is clean or no failing record has a lower form left. Returns the last
+    records."""
+    from tritonrnn.kernels import pruning
+    from . import prune_rules
+    records = run(archs, cells, dtypes, hiddens, forms, scope, workers, known=known)
+    command = "python -m bench.compile_report --settle"
+    while True:
+        resident = [e for e in prune_rules.entries_from_report(records)
+                    if e["forms"] == "resident"]
+        if pruning.triton_version_key() == pruning.SHIPPED_TRITON:
+            added = prune_rules.add_shipped_entries(resident, command) if resident else 0
+        else:
+            added = prune_rules.add_version_entries(resident, command) if resident else 0
+        failing = sum(not r["ok"] for r in records)
+        print(f"settle: {failing} failing records, {added} resident forms pruned",
+              file=sys.stderr, flush=True)
+        if not added:
+            return records
+        records = run(archs, cells, dtypes, hiddens, forms, scope, workers, known=records)
 
 
 def format_table(records):
@@ -466,6 +530,10 @@ def main(argv=None):
                         help="compile nothing: add the failures in these report files (run "
                              "under the shipped list's Triton) to kernels/pruned_configs.json, "
                              "keeping its entries")
+    parser.add_argument("--settle", action="store_true",
+                        help="prune the failing split records' resident forms (under the "
+                             "installed Triton) and recompile, until clean or nothing is "
+                             "left to lower (see settle())")
     parser.add_argument("--reuse", nargs="+", default=(), metavar="JSON",
                         help="records of earlier runs (same kernels) to reuse, not recompile")
     parser.add_argument("--workers", type=int, default=None)
@@ -497,8 +565,9 @@ def main(argv=None):
     for path in args.reuse:
         with open(path) as f:
             known += json.load(f)
-    records = run(archs, args.cells.split(","), args.dtypes.split(","), hiddens, forms, scope,
-                  args.workers, known=known)
+    compile_all = settle if args.settle else run
+    records = compile_all(archs, args.cells.split(","), args.dtypes.split(","), hiddens, forms,
+                          scope, args.workers, known=known)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

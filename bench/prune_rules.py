@@ -6,7 +6,8 @@ Tooling only: the library reads the list through kernels/pruning.py and never im
 """
 import json
 
-from tritonrnn.kernels import cells, pruning
+from tritonrnn.kernels import cells, config, pruning
+from tritonrnn.kernels.dtypes import tf32_for, torch_dtype
 from tritonrnn.kernels.compile_specs import is_multi_slice
 from tritonrnn.kernels.split import REGISTER_FILE
 
@@ -36,15 +37,39 @@ def _why(r):
     return f"{r['arch']} {r['kernel']} H={r['hidden_size']}: {', '.join(problems(r))}"
 
 
+def _lowerable(record):
+    """Whether a failing record's split main form has a lower form a layout could take
+    instead (config.clean_resident): chunks of W on chip it could keep fewer of, or a
+    streaming loop it could run in fewer stages. Then its resident form is pruned, not the
+    plan."""
+    resident = record.get("resident")
+    if not resident or len(resident) != len(pruning.RESIDENT_CONSTEXPRS):
+        return False  # not a split main form, or a record from before resident forms
+    res_chunks, res_proj, stream_w, stream_wr, stages = resident
+    with tf32_for(record["dtype"]):
+        fewest = min(config.stream_stages_options(torch_dtype(record["dtype"])))
+    return res_chunks > 0 or res_proj > 0 or ((stream_w or stream_wr) and stages > fewest)
+
+
 def entries_from_report(records):
-    """Pruned-list entries for every failing compile-report record, one per configuration:
-    forms "all" when a main form failed (never selectable), "multi_slice" when only the
-    multi-slice forms did (not used for hidden sizes with more slices than SMs)."""
+    """Pruned-list entries for every failing compile-report record: forms "resident" (one
+    per failing split kernel and resident form, with its architecture family) when a
+    split main form that keeps part of W on chip failed, so that layouts keep less there;
+    otherwise one per configuration, forms "all" when a main form failed (never
+    selectable), "multi_slice" when only the multi-slice forms did (not used for hidden
+    sizes with more slices than SMs)."""
     failures = {}
     for r in records:
         if r["ok"]:
             continue
         kind = cells.lookup(r["cell"])
+        if _lowerable(r):
+            entry = dict(cell=kind.mode, proj=kind.projects, dtype=r["dtype"],
+                         config=r["config"], forms="resident",
+                         arch=int(r["arch"].removeprefix("sm_")), kernel=r["kernel"],
+                         resident=list(r["resident"]), why=_why(r))
+            failures.setdefault(_key(entry), entry)
+            continue
         key = pruning.entry_key(kind.mode, kind.projects, r["dtype"], r["config"])
         entry = failures.setdefault(key, dict(
             cell=kind.mode, proj=kind.projects, dtype=r["dtype"], config=r["config"],
@@ -58,15 +83,29 @@ def _entry_key(e):
     return pruning.entry_key(e["cell"], e["proj"], e["dtype"], e["config"])
 
 
+def _key(e):
+    """An entry's identity: its plan's, and for "resident" entries its form's too."""
+    if e.get("forms") == "resident":
+        return pruning.resident_key(e["cell"], e["proj"], e["dtype"], e["config"], e["arch"],
+                                    e["kernel"], e["resident"])
+    return _entry_key(e)
+
+
+def _covered(table, e):
+    """Whether `table` ({key: entry}) prunes entry `e` at least as widely already."""
+    if table.get(_entry_key(e), {}).get("forms") == "all":
+        return True
+    return table.get(_key(e), {}).get("forms") == e["forms"]
+
+
 def _merge(ours, entries, known):
     """Put `entries` into `ours` ({key: entry}) unless `known` or `ours` prunes them at least
     as widely already; returns how many keys are new."""
     added = 0
     for e in entries:
-        k = _entry_key(e)
-        if known.get(k, {}).get("forms") in ("all", e["forms"]) or \
-                ours.get(k, {}).get("forms") in ("all", e["forms"]):
-            continue  # already pruned at least as widely
+        if _covered(known, e) or _covered(ours, e):
+            continue
+        k = _key(e)
         if k not in ours:
             added += 1
         if k not in ours or e["forms"] == "all":
@@ -88,12 +127,12 @@ def add_version_entries(entries, command, version_key=None):
     new."""
     key = version_key or pruning.triton_version_key()
     table = pruning.read_json(pruning.PRUNED_BY_TRITON_FILE, {"versions": {}})
-    known = {_entry_key(e): e for e in pruning.read_json(pruning.PRUNED_FILE,
-                                                         {"configs": []})["configs"]}
+    known = {_key(e): e for e in pruning.read_json(pruning.PRUNED_FILE,
+                                                   {"configs": []})["configs"]}
     record = table["versions"].setdefault(key, {"generated_by": [], "configs": []})
-    ours = {_entry_key(e): e for e in record["configs"]}
+    ours = {_key(e): e for e in record["configs"]}
     added = _merge(ours, entries, known)
-    record["configs"] = sorted(ours.values(), key=_entry_key)
+    record["configs"] = sorted(ours.values(), key=_key)
     record["generated_by"] = sorted(set(record["generated_by"]) | {command})
     table["versions"] = dict(sorted(table["versions"].items()))
     _write(pruning.PRUNED_BY_TRITON_FILE, table)
@@ -106,9 +145,10 @@ def add_shipped_entries(entries, command):
     shipped plans finds what a whole-space run missed or what a kernel change broke, without
     recompiling the whole space. Returns how many were new."""
     table = pruning.read_json(pruning.PRUNED_FILE, {"configs": []})
-    ours = {_entry_key(e): e for e in table["configs"]}
+    ours = {_key(e): e for e in table["configs"]}
     added = _merge(ours, entries, {})
     table["configs"] = list(ours.values())
-    table["added_by"] = table.get("added_by", []) + [command]
+    added_by = table.get("added_by", [])
+    table["added_by"] = added_by + [command] if added_by[-1:] != [command] else added_by
     _write(pruning.PRUNED_FILE, table)
     return added

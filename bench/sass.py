@@ -327,13 +327,22 @@ def _contains(outer, inner):
     return outer["head"] <= inner["head"] and inner["tail"] <= outer["tail"] and outer is not inner
 
 
+def _trips_by_source(loops):
+    """{source line: trips per step} of `loops`; a list where one line has several loops."""
+    found = {}
+    for lp in loops:
+        found.setdefault(lp["source"] or str(lp["head"]), []).append(lp["trips"])
+    return {src: counts[0] if len(counts) == 1 else counts for src, counts in found.items()}
+
+
 def time_loop_report(sass, num_warps, trips):
     """Per-step, per-program counts of a kernel's time loop (see the module docstring).
 
     sass: nvdisasm output (with -g for line information); num_warps: the launch's warps;
     trips: {loop iterable source text or loop variable: iterations per time step} for the
-    loops nested in the time loop. Returns a flat dict (JSON-ready), or {"time_loop": None}
-    when the kernel has no loop."""
+    loops nested in the time loop; a list gives the loops of one source text (a function
+    inlined more than once) their counts in program order. Returns a flat dict
+    (JSON-ready), or {"time_loop": None} when the kernel has no loop."""
     instructions, labels = parse(sass)
     loops = find_loops(instructions, labels)
     if not loops:
@@ -343,15 +352,18 @@ def time_loop_report(sass, num_warps, trips):
     def stores(lp):
         return sum(_classify(ins["op"]) == "stg" for ins in instructions[lp["head"]:lp["tail"] + 1])
     time_loop = max(outermost, key=lambda lp: (stores(lp), lp["tail"] - lp["head"]))
-    inner = [lp for lp in loops if _contains(time_loop, lp)]
-    unknown, resolved = [], []
+    inner = sorted((lp for lp in loops if _contains(time_loop, lp)), key=lambda lp: lp["head"])
+    unknown, resolved, taken = [], [], {}
     for lp in inner:
+        key = lp["iter"] if lp["iter"] in trips else lp["var"]
+        count = trips.get(key)
+        if isinstance(count, (list, tuple)):  # the next of this text's loops
+            taken[key] = taken.get(key, 0) + 1
+            count = count[taken[key] - 1] if taken[key] <= len(count) else None
         if lp["kind"] == "while":
             lp["trips"] = 0
-        elif lp["iter"] in trips:
-            lp["trips"] = trips[lp["iter"]]
-        elif lp["var"] in trips:
-            lp["trips"] = trips[lp["var"]]
+        elif count is not None:
+            lp["trips"] = count
         else:
             lp["trips"] = 1
             unknown.append(lp["source"] or f"loop at SASS index {lp['head']}")
@@ -385,7 +397,7 @@ def time_loop_report(sass, num_warps, trips):
         wait_loops=sum(lp["kind"] == "while" for lp in resolved),
         per_extra_spin={k: v for k, v in per_spin.items()
                         if k.endswith("_instr") and v and k != "mma_kinds"},
-        inner_loops={(lp["source"] or str(lp["head"])): lp["trips"] for lp in resolved},
+        inner_loops=_trips_by_source(resolved),
         unknown_trip_loops=unknown)
     return report
 

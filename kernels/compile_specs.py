@@ -43,17 +43,15 @@ def is_multi_slice(form):
 
 def split_layout_for(cell, dtype, config, hidden, width, arch, programs=None):
     """The SplitLayout the launcher runs a split plan with on sm_`arch` (resident chunks
-    from that architecture's shared memory), with `programs` per group (default: one per
-    hidden slice)."""
+    from that architecture's shared memory, lowered past pruned resident forms as
+    config.split_layout does), with `programs` per group (default: one per hidden slice)."""
     from . import config as plans
-    code = cells.lookup(cell).code
     plan = plans.Plan(**config)
-    n_slices = -(-hidden // plan.block_h)
+    programs = programs or -(-hidden // plan.block_h)
     with dtypes.tf32_for(dtype):
-        res, res_proj = plans.resident_chunks(code, plan, hidden, width, dtypes.torch_dtype(dtype),
-                                              plans.SHARED_PER_BLOCK[arch // 10],
-                                              wgmma=arch // 10 >= plans.WGMMA_MAJOR)
-    return plans.SplitLayout(plan, programs or n_slices, n_slices, res, res_proj)
+        return plans.resident_layout(plan, cells.lookup(cell).code, hidden, width,
+                                     dtypes.torch_dtype(dtype), programs,
+                                     plans.SHARED_PER_BLOCK[arch // 10], arch // 10)
 
 
 def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):

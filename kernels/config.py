@@ -221,23 +221,52 @@ SPIN_LIMIT = 1 << 22
 @dataclass(frozen=True)
 class SplitLayout:
     """What a split-regime launch runs with: its plan, programs per group, hidden slices,
-    whether programs walk several slices (MULTI), and how many [rows, block_k] chunks of
-    W_hh (res_chunks) and of W_hr (res_proj) each program keeps on chip."""
+    whether programs walk several slices (MULTI), how many [rows, block_k] chunks of W_hh
+    (res_chunks) and of W_hr (res_proj) each program keeps on chip, and the pipeline stages
+    of the loop that streams the rest (stream_stages_options): the forward kernel's, and
+    the backward's where they differ (backward_form: those three; clean_resident)."""
     plan: Plan
     progs: int
     n_slices: int
     res_chunks: int
     res_proj: int
+    stream_stages: int = 1
+    backward_form: tuple = None
 
     @property
     def multi(self):
         return self.progs < self.n_slices
 
+    def forms(self):
+        """(forward, backward): (res_chunks, res_proj, stream_stages) of each kernel."""
+        forward = (self.res_chunks, self.res_proj, self.stream_stages)
+        return forward, self.backward_form or forward
+
+    @staticmethod
+    def of(plan, progs, n_slices, forward, backward):
+        """The layout whose kernels hold the forms `forward` and `backward`."""
+        return SplitLayout(plan, progs, n_slices, *forward,
+                           backward_form=None if backward == forward else backward)
+
     def streams(self, hidden, width):
-        """(W_hh, W_hr): whether any of a first slice's columns are streamed each step."""
+        """(W_hh, W_hr): whether the forward streams any of a first slice's columns each
+        step."""
+        return self.kernel_resident(hidden, width, False)[2:4]
+
+    def kernel_resident(self, hidden, width, backward):
+        """The resident constexprs (pruning.RESIDENT_CONSTEXPRS: RES_CHUNKS, RES_PROJ,
+        STREAM_W, STREAM_WR, STREAM_STAGES) the forward or backward split kernel runs
+        with. The backward multiplies W_hr^T, whose rows are `width` long, not `hidden`:
+        chunks past them would hold zeros in registers and load zero state (LSTM_PROJ fp16
+        H=768 spilled 984 B with them; sm_90, triton 3.9)."""
+        res, res_proj, stages = self.forms()[backward]
         chunk = self.plan.block_k
-        return (self.res_chunks * chunk < width,
-                width != hidden and self.res_proj * chunk < hidden)
+        proj_rows = hidden  # the length of W_hr's rows the kernel multiplies
+        if backward and width != hidden:
+            res_proj = min(res_proj, -(-width // chunk))
+            proj_rows = width
+        return (res, res_proj, res * chunk < width,
+                width != hidden and res_proj * chunk < proj_rows, stages)
 
 
 def resident_chunks(cell, plan, hidden, width, dtype, shared_limit, wgmma=True):
@@ -265,6 +294,49 @@ def resident_chunks(cell, plan, hidden, width, dtype, shared_limit, wgmma=True):
         while res_proj > 0 and res_proj * (plan.block_h * chunk * item + staging) > budget:
             res_proj -= 1
     return res, res_proj
+
+
+def stream_stages_options(dtype):
+    """Pipeline stages the loop over a program's streamed chunks may run with, preferred
+    first. Two for tensor-core products (16-bit, TF32): the next chunk's W is copied to
+    shared memory (cp.async, no registers) while this one multiplies, so the chunks' loads
+    overlap instead of each costing a round trip (AOT compile, sm_90: LSTM fp16 H=2048 18 ->
+    3 round trips a step and 80 -> 0 spill bytes; TF32 LSTM H=768 keeping one chunk, 10 -> 2
+    and clean). TF32 falls back to one stage where two spill (clean_resident). fp32 on the
+    FMA units and fp64 take one: two made the fp32 forwards spill 16-72 B."""
+    math = math_dtype_name(dtype)
+    return {"fp16": (2,), "bf16": (2,), "tf32": (2, 1)}.get(math, (1,))
+
+
+def clean_resident(cell, plan, hidden, width, dtype, res, res_proj, major):
+    """(W_hh chunks, W_hr chunks, stream stages) the forward kernel and the backward kernel
+    each keep on chip and stream the rest with: of the forms holding at most `res` and
+    `res_proj` chunks (what shared memory allows), the one keeping the most bytes resident
+    (then the most stages) that the compile report did not prune for that kernel on devices
+    of compute capability `major` (kernels/pruning.py, "resident" entries: a form that
+    spilled where the same plan with fewer chunks on chip, streaming the rest each step,
+    compiles clean). When every form is pruned, (res, res_proj) with the preferred stages:
+    the report shows the failure."""
+    from .pruning import is_resident_form_pruned
+    proj = width != hidden
+    math = math_dtype_name(dtype)
+    rows = padded_gates(cell) * plan.block_h
+    options = stream_stages_options(dtype)
+    by_bytes = sorted(((r, rp) for r in range(res, -1, -1) for rp in range(res_proj, -1, -1)),
+                      key=lambda f: (f[0] * rows + f[1] * plan.block_h, f[0]), reverse=True)
+
+    def first_clean(kernel, backward):
+        for r, rp in by_bytes:
+            streams = any(SplitLayout(plan, 1, 1, r, rp).kernel_resident(
+                hidden, width, backward)[2:4])
+            for stages in options if streams else options[:1]:  # they matter if streaming
+                resident = SplitLayout(plan, 1, 1, r, rp, stages).kernel_resident(
+                    hidden, width, backward)
+                if not is_resident_form_pruned(cell, proj, math, plan, major, kernel,
+                                               resident):
+                    return r, rp, stages
+        return res, res_proj, options[0]
+    return first_clean("split_forward", False), first_clean("split_backward", True)
 
 
 def device_limits(device):
@@ -297,13 +369,30 @@ def split_layout(plan, cell, hidden, width, dtype, limits=None):
             plan = multi_slice_plan(cell, hidden, width, dtype)
             n_slices = -(-hidden // plan.block_h)
         progs = min(n_slices, sms)
-    progs = min(progs, n_slices)
+    layout = resident_layout(plan, cell, hidden, width, dtype, min(progs, n_slices), shared,
+                             major)
+    if forced is not None and forced.resident_chunks is not None:
+        cap = forced.resident_chunks
+        layout = SplitLayout.of(plan, layout.progs, n_slices, *(
+            (min(r, cap), min(rp, cap), stages) for r, rp, stages in layout.forms()))
+    return layout
+
+
+def resident_layout(plan, cell, hidden, width, dtype, progs, shared, major):
+    """The SplitLayout of `plan` with `progs` programs a group on a device with `shared`
+    bytes of shared memory a block and compute capability `major`: what shared memory
+    holds (resident_chunks), lowered in the main forms past the pruned resident forms
+    (clean_resident); the multi-slice forms are pruned per plan and stream in the surest
+    stages. The launcher's (split_layout) and the compile report's (compile_specs) one
+    source."""
+    n_slices = -(-hidden // plan.block_h)
     res, res_proj = resident_chunks(cell, plan, hidden, width, dtype, shared,
                                     wgmma=major >= WGMMA_MAJOR)
-    if forced is not None and forced.resident_chunks is not None:
-        res = min(res, forced.resident_chunks)
-        res_proj = min(res_proj, forced.resident_chunks)
-    return SplitLayout(plan, progs, n_slices, res, res_proj)
+    forward = backward = (res, res_proj, stream_stages_options(dtype)[-1])
+    if progs >= n_slices:
+        forward, backward = clean_resident(cell, plan, hidden, width, dtype, res, res_proj,
+                                           major)
+    return SplitLayout.of(plan, progs, n_slices, forward, backward)
 
 
 WIDE_BLOCK_B = 32  # a split program's batch tile where 16 rows would run in extra waves
@@ -322,7 +411,9 @@ def wide_batch_layout(plan, cell, hidden, width, dtype, limits=None):
     wide = replace(plan, block_b=WIDE_BLOCK_B)
     layout = split_layout(wide, cell, hidden, width, dtype,
                           limits or (NOMINAL_SMS, SHARED_PER_BLOCK[9], 9))
-    if layout.plan != wide or layout.multi or any(layout.streams(hidden, width)):
+    if layout.plan != wide or layout.multi or any(
+            any(layout.kernel_resident(hidden, width, backward)[2:4])
+            for backward in (False, True)):
         return None
     return None if is_pruned(cell, width != hidden, math, wide) else layout
 

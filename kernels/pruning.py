@@ -16,6 +16,14 @@ report run under it (bench/compile_report.py --prune-version-from, which writes 
 bench/prune_rules.py). Only the installed version's additions apply. Failures that a report
 of the shipped plans finds under the list's own Triton (SHIPPED_TRITON) after a kernel change
 are added to the shipped list with --prune-add-from, without recompiling the whole space.
+
+A split plan compiles differently with the hidden size mainly through how much of W it
+keeps on chip and how it streams the rest (RESIDENT_CONSTEXPRS): a plan clean at H = 512
+may spill at H = 768, where it holds as many chunks and streams the rest. Such a failure is
+pruned for that resident form alone (forms "resident", with the architecture family and
+the kernel): config.clean_resident then has that kernel keep fewer chunks on chip (or
+stream in fewer stages), the most that is not pruned, and the plan stays selectable where
+it compiled clean.
 """
 import functools
 import json
@@ -53,15 +61,39 @@ def version_entries(version_key=None):
     return by_version.get(version_key or triton_version_key(), {}).get("configs", [])
 
 
+# The split kernels' constexprs that say how much of W a program keeps on chip: a resident
+# form ("resident" entries) is these values, in this order.
+RESIDENT_CONSTEXPRS = ("RES_CHUNKS", "RES_PROJ", "STREAM_W", "STREAM_WR", "STREAM_STAGES")
+
+
+def arch_family(major):
+    """The architecture a pruned entry was compiled for that stands for devices of compute
+    capability `major`: 90 (wgmma) from 9 on, else 80."""
+    return 90 if major >= 9 else 80
+
+
+def resident_key(cell_name, proj, dtype_name, config, arch, kernel, resident):
+    """What identifies a "resident" entry: the plan's entry_key, the architecture family
+    (80 or 90), the kernel form and its resident constexprs (RESIDENT_CONSTEXPRS order)."""
+    return entry_key(cell_name, proj, dtype_name, config) + (
+        arch, kernel, tuple(int(v) for v in resident))
+
+
+def _entry_resident_key(e):
+    return resident_key(e["cell"], e["proj"], e["dtype"], e["config"], e["arch"], e["kernel"],
+                        e["resident"])
+
+
 @functools.lru_cache(maxsize=None)
 def _pruned():
-    """(keys pruned outright, keys pruned only as multi-slice plans) under the installed
-    Triton: the shipped list plus this version's additions."""
+    """(keys pruned outright, keys pruned only as multi-slice plans, resident forms pruned)
+    under the installed Triton: the shipped list plus this version's additions."""
     entries = read_json(PRUNED_FILE, {"configs": []})["configs"] + version_entries()
     keys = {scope: frozenset(entry_key(e["cell"], e["proj"], e["dtype"], e["config"])
                              for e in entries if e.get("forms", "all") == scope)
             for scope in ("all", "multi_slice")}
-    return keys["all"], keys["multi_slice"]
+    resident = frozenset(_entry_resident_key(e) for e in entries if e.get("forms") == "resident")
+    return keys["all"], keys["multi_slice"], resident
 
 
 def is_pruned(cell, proj, dtype_name, plan, multi_slice=False):
@@ -69,5 +101,14 @@ def is_pruned(cell, proj, dtype_name, plan, multi_slice=False):
     "fp64" (kernels/dtypes.py); plan: config.Plan. With `multi_slice`, also whether the
     plan fails in the forms that walk several hidden slices per program (kernels/split.py)."""
     key = entry_key(cells.lookup(cell).name, proj, dtype_name, plan.as_dict())
-    everywhere, multi_only = _pruned()
+    everywhere, multi_only, _ = _pruned()
     return key in everywhere or (multi_slice and key in multi_only)
+
+
+def is_resident_form_pruned(cell, proj, dtype_name, plan, major, kernel, resident):
+    """Whether split kernel `kernel` ("split_forward" or "split_backward") of `plan` failed
+    with the resident constexprs `resident` (RESIDENT_CONSTEXPRS order) on devices of
+    compute capability `major`."""
+    key = resident_key(cells.lookup(cell).name, proj, dtype_name, plan.as_dict(),
+                       arch_family(major), kernel, resident)
+    return key in _pruned()[2]

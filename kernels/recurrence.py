@@ -35,18 +35,12 @@ def split_meta(layout, code, H, K, backward):
     """Constexprs and launch options a split kernel (kernels/split.py) runs with under
     `layout`: the launcher's and the compile report's one source."""
     plan = layout.plan
-    stream_w, stream_wr = layout.streams(H, K)
-    res_proj = layout.res_proj
-    if backward and K != H:
-        # The backward multiplies W_hr^T (rows of H units, K columns): the forward's W_hr rows
-        # are H columns long, so chunks past K would hold zeros in registers (and load zero
-        # state): LSTM_PROJ fp16 H=768 spilled 984 B with them (sm_90, triton 3.9).
-        res_proj = min(res_proj, -(-K // plan.block_k))
-        stream_wr = res_proj * plan.block_k < K
+    res_chunks, res_proj, stream_w, stream_wr, stages = layout.kernel_resident(H, K, backward)
     warps = split_backward_warps(plan.num_warps) if backward else plan.num_warps
     meta = dict(GP=config.padded_gates(code), MULTI=layout.multi,
-                RES_CHUNKS=layout.res_chunks, RES_PROJ=res_proj, STREAM_W=stream_w,
-                STREAM_WR=stream_wr, SLICES_P2=triton.next_power_of_2(layout.n_slices),
+                RES_CHUNKS=res_chunks, RES_PROJ=res_proj, STREAM_W=stream_w,
+                STREAM_WR=stream_wr, STREAM_STAGES=stages,
+                SLICES_P2=triton.next_power_of_2(layout.n_slices),
                 BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
     if backward:  # the partial products' sum (split.sum_partials): one load per slice

@@ -11,9 +11,10 @@ loop-invariant [M, BLOCK_KC] tiles: Triton keeps the shared-memory copy of a loo
 dot operand out of the loop, so W_hh is read from DRAM once per sequence. The products are
 taken transposed, acc^T [M, BLOCK_B] = W_rows @ h^T, so M is the MMA's tall side (sm_90 runs
 wgmma reading W straight from shared memory) and the batch rides in its narrow side. Columns
-of K past RES_CHUNKS * BLOCK_KC (large K), and the rows of further slices of a program that
-walks several (MULTI), are streamed from global memory each step. W_hr (projection) is held
-the same way by the programs that own slices of K.
+of K past RES_CHUNKS * BLOCK_KC (large K, or fewer chunks where more spilled:
+config.clean_resident), and the rows of further slices of a program that walks several
+(MULTI), are streamed from global memory each step, in a loop of STREAM_STAGES pipeline
+stages. W_hr (projection) is held the same way by the programs that own slices of K.
 
 Exchange, not a barrier. Every step needs all of h_{t-1}. Each program writes its units' h
 into a two-slot ring in the storage dtype (h after step s in slot s % 2, h0 in slot 1), then
@@ -57,6 +58,10 @@ REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_9
 STREAM_KC = tl.constexpr(64)
 FLAGS_AT = tl.constexpr(4)        # first flag word in sync_ptr
 STATUS_GAVE_UP = tl.constexpr(1)
+# Partial products summed per round trip (split.sum_partials): loads in flight hold a
+# register each, so 128 slices (H = 2048) at once spilled (LSTM_PROJ fp16 backward, sm_90,
+# triton 3.9: 248 B). 64 leaves every H <= 1024 (16-unit slices) at one round trip.
+SUM_BATCH = tl.constexpr(64)
 # Parts of a forward step a GPU measurement may leave out, to see what each costs (bits of
 # split_forward_kernel's ABLATE, set through config.ablate_split_forward; 0 in every real
 # launch, and the results of an ablated launch are wrong).
@@ -184,18 +189,6 @@ def load_columns(src, state_col, mask_b, kk, L):
                    other=0.0, volatile=True)
 
 
-@triton.constexpr_function
-def stream_stages(dot_dtype):
-    """Pipeline stages of the loop over streamed chunks. Two for 16-bit operands: the next
-    chunk's W is copied to shared memory (cp.async, no registers) while this one
-    multiplies, so the chunks' loads overlap instead of each costing a round trip (LSTM
-    fp16 H=2048 on sm_90, AOT compile: 18 -> 3 round trips and 80 -> 0 spill bytes a step).
-    One for 32-bit ones: two stages made the fp32 forwards spill (16-72 B) and the TF32
-    ones spill more on sm_80 and sm_90 under triton 3.9 (under 3.6 TF32 gained: LSTM H=768
-    forward 872 -> 32 B)."""
-    return 2 if dot_dtype.primitive_bitwidth == 16 else 1
-
-
 @triton.jit
 def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
     # out_dtype named: triton 3.6 requires it to equal the accumulator's (fp64 for fp64)
@@ -206,15 +199,16 @@ def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
 @triton.jit
 def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_stride,
                      src, state_col, mask_b, L,
-                     RES: tl.constexpr, STREAM: tl.constexpr, M: tl.constexpr,
-                     BLOCK_B: tl.constexpr,
+                     RES: tl.constexpr, STREAM: tl.constexpr, STAGES: tl.constexpr,
+                     M: tl.constexpr, BLOCK_B: tl.constexpr,
                      BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
                      PRECISION: tl.constexpr):
     """acc^T [M, BLOCK_B] = W[rows, :L] @ S^T, S [B, L] the exchanged state in src: the
     resident chunks w0..w(RES-1) first, with every one of their state chunks loaded before
-    the first product (one round trip), then (STREAM) the rest of L streamed. STREAM is a
-    constexpr because the streaming loop's registers, even when it runs no trip, make a
-    fully resident program spill."""
+    the first product (one round trip), then (STREAM) the rest of L streamed, in a loop of
+    STAGES pipeline stages (config.stream_stages). STREAM is a constexpr because the
+    streaming loop's registers, even when it runs no trip, make a fully resident program
+    spill."""
     offs = tl.arange(0, BLOCK_KC)
     acc = tl.zeros([M, BLOCK_B], ACC_DTYPE)
     s0 = tl.zeros([BLOCK_KC, BLOCK_B], src.dtype.element_ty)
@@ -239,7 +233,6 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
         acc = dot_acc(w3, s3, acc, DOT_DTYPE, PRECISION)
     if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
         offs_s = tl.arange(0, STREAM_KC)
-        STAGES: tl.constexpr = stream_stages(DOT_DTYPE)
         for k0 in tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES):
             kk = k0 + offs_s
             w = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L)
@@ -269,7 +262,8 @@ def store_partial(part_ptr, w, stack, k0, K, tile_stride, BLOCK_B: tl.constexpr,
 
 @triton.jit
 def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K, tile_stride,
-                       RES: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr,
+                       RES: tl.constexpr, STREAM: tl.constexpr, STAGES: tl.constexpr,
+                       BLOCK_B: tl.constexpr,
                        BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
                        DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
                        PRECISION: tl.constexpr):
@@ -288,7 +282,6 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     if STREAM:  # narrower chunks than the resident ones: fewer registers in flight
         offs = tl.arange(0, STREAM_KC)
-        STAGES: tl.constexpr = stream_stages(DOT_DTYPE)
         for k0 in tl.range(RES * BLOCK_KC, K, STREAM_KC, num_stages=STAGES):  # as forward
             w = load_w_chunk(w_ptr, rows, rows_ok, K, 1, k0 + offs, K)
             store_partial(part_ptr, w, stack, k0, K, tile_stride, BLOCK_B, BLOCK_N, STREAM_KC,
@@ -310,16 +303,19 @@ def sum_partials(tile_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl
     no conversion. (A [slices, K, BLOCK_B] layout summed across threads left dh, and every
     elementwise tile of the step with it, replicated over the threads that had held the
     slices, 16 copies at LSTM H=768, with per-element offsets held across the time loop:
-    that spilled.) The SUM_SLICES loads are independent and go out together."""
+    that spilled.) The loads are independent and go out together, SUM_BATCH at a time."""
     offs_k = n0 + tl.arange(0, BLOCK_N)
     inner = tl.arange(0, BLOCK_N)[:, None] + tl.arange(0, BLOCK_B)[None, :] * BLOCK_N
     rows_ok = (offs_k < K)[:, None]
     acc = tl.zeros([BLOCK_N, BLOCK_B], tile_parts.dtype.element_ty)
-    for s in tl.static_range(SUM_SLICES):
-        # the slice test as a vector: a scalar bool in a mask breaks the interpreter
-        slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < n_slices)[:, None]
-        acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok & slice_ok,
-                       other=0.0, volatile=True)
+    BATCH: tl.constexpr = min(SUM_SLICES, SUM_BATCH)
+    for s0 in tl.range(0, SUM_SLICES, BATCH, num_stages=1):
+        for j in tl.static_range(BATCH):
+            s = s0 + j
+            # the slice test as a vector: a scalar bool in a mask breaks the interpreter
+            slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < n_slices)[:, None]
+            acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok & slice_ok,
+                           other=0.0, volatile=True)
     return acc
 
 
@@ -410,7 +406,7 @@ def forward_cell(
     act_ptr, cs_ptr, col, seq_col, state_col, mask_b, valid, d64, H, K,
     CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, TRAINING: tl.constexpr, RES: tl.constexpr,
-    STREAM: tl.constexpr,
+    STREAM: tl.constexpr, STAGES: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -426,8 +422,8 @@ def forward_cell(
                         other=0.0).to(ACC_DTYPE)[:, None]
     rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
     acc = rows_times_state(w0, w1, w2, w3, w_base, rows, rows_ok, K, 1, prev, state_col, mask_b,
-                           K, RES, STREAM, GP * BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                           PRECISION)
+                           K, RES, STREAM, STAGES, GP * BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                           ACC_DTYPE, PRECISION)
     p0, p1, p2, p3 = split_gates(acc, GP, BLOCK_N, BLOCK_B)
     h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3, b_hn,
                                                  h_own, c)
@@ -450,7 +446,8 @@ def forward_cell(
 @triton.jit
 def forward_projection(
     p0_, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid,
-    H, K, RES_PROJ: tl.constexpr, STREAM: tl.constexpr, BLOCK_B: tl.constexpr,
+    H, K, RES_PROJ: tl.constexpr, STREAM: tl.constexpr, STAGES: tl.constexpr,
+    BLOCK_B: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
     PRECISION: tl.constexpr,
@@ -460,7 +457,7 @@ def forward_projection(
     offs_p = p0_ + tl.arange(0, BLOCK_N)
     mask = (offs_p[:, None] < K) & mask_b[None, :]
     acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
-                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, BLOCK_N, BLOCK_B,
+                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, STAGES, BLOCK_N, BLOCK_B,
                            BLOCK_KC,
                            DOT_DTYPE, ACC_DTYPE, PRECISION)
     h_next = tl.where(valid, acc, h_own)
@@ -498,7 +495,7 @@ def split_forward_kernel(
     CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
     MULTI: tl.constexpr, RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr,
-    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
+    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr, STREAM_STAGES: tl.constexpr,
     SLICES_P2: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
@@ -560,8 +557,8 @@ def split_forward_kernel(
         c, h_cell_own = forward_cell(
             n_own, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr,
             y_ptr, act_ptr, cs_ptr, col, seq_col, state_col, mask_b, valid, d64, H, K, CELL, G, GP,
-            S, HAS_BHN, PROJ, TRAINING, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
-            ACC_DTYPE, PRECISION)
+            S, HAS_BHN, PROJ, TRAINING, RES_CHUNKS, STREAM_W, STREAM_STAGES, BLOCK_B, BLOCK_N,
+            BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
         if not PROJ:
             h_own = h_cell_own
         if MULTI:
@@ -577,8 +574,8 @@ def split_forward_kernel(
                     tl.load(sh_ptrs, mask=sh_mask, other=0.0), xs0, xs1, xs2, xs3, w0, w1, w2,
                     w3, w_base, bhn_ptr, prev, cur, hh_ptr, y_ptr, act_ptr, cs_ptr, col, seq_col,
                     state_col, mask_b, valid, d64, H, K, CELL, G, GP, S, HAS_BHN, PROJ, TRAINING, 0,
-                    True,
-                    BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                    True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                    PRECISION)
                 tl.store(sc_ptrs, c_sl, mask=sc_mask)
                 if not PROJ:
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
@@ -590,8 +587,8 @@ def split_forward_kernel(
             if pid_n < n_out:
                 h_own = forward_projection(
                     n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
-                    mask_b, valid, H, K, RES_PROJ, STREAM_WR, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
-                    ACC_DTYPE, PRECISION)
+                    mask_b, valid, H, K, RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_B, BLOCK_N,
+                    BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
             if MULTI:
                 for sl in range(pid_n + progs, n_out, progs):
                     sh_ptrs, sh_mask = state_tile(h_ptr, K, state_col, sl * BLOCK_N, mask_b,
@@ -599,7 +596,8 @@ def split_forward_kernel(
                     h_sl = forward_projection(
                         sl * BLOCK_N, tl.load(sh_ptrs, mask=sh_mask, other=0.0), r0, r1, r2,
                         r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K,
-                        0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                        0, True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                        PRECISION)
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
             publish(flags_out + pid_n, step + 1, FENCED)
 
@@ -653,7 +651,8 @@ def backward_cell(
     n0, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base, dxp_ptr,
     dhg_ptr, part_ptr, tile_stride, col, seq_col, mask_b, valid, H, K,
     CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, RES: tl.constexpr,
-    STREAM: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
+    STREAM: tl.constexpr, STAGES: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Gate gradients of one step for units n0 + [0, BLOCK_N), given dc_t, the gradient of
@@ -685,7 +684,8 @@ def backward_cell(
     stack = stack_gates(g0, g1, g_rec2, g3, GP, BLOCK_N, BLOCK_B)
     rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
     rows_t_times_stack(w0, w1, w2, w3, w_base, rows, rows_ok, stack, part_ptr, K, tile_stride,
-                       RES, STREAM, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                       RES, STREAM, STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                       PRECISION)
     return tl.where(valid, dc_prev, dc), tl.where(valid, dh_direct, 0.0)
 
 
@@ -765,7 +765,7 @@ def split_backward_kernel(
     PROJ: tl.constexpr, VARLEN: tl.constexpr, MULTI: tl.constexpr,
     RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr, SLICES_P2: tl.constexpr,
     SUM_SLICES: tl.constexpr, WIDE_PARTS: tl.constexpr,
-    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr,
+    STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr, STREAM_STAGES: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -847,8 +847,8 @@ def split_backward_kernel(
                                    SLICES_P2)
             dh_cell = rows_times_state(r0, r1, r2, r3, wr_base, offs_own.to(tl.int64),
                                        offs_own < H, 1, H, dhx_ptr, state_col, mask_b, K,
-                                       RES_PROJ, STREAM_WR, BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
-                                       ACC_DTYPE, PRECISION)
+                                       RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_N, BLOCK_B,
+                                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
         else:
             dh_cell = dh_total
         if PROJ:
@@ -859,8 +859,8 @@ def split_backward_kernel(
         dc, direct = backward_cell(
             n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
             dxp_ptr, dhg_ptr, slot_parts + pid_n * BLOCK_N * BLOCK_B, tile_stride, col, seq_col,
-            mask_b, valid, H, K, CELL, G, GP, RES_CHUNKS, STREAM_W, BLOCK_B, BLOCK_N, BLOCK_KC,
-            DOT_DTYPE, ACC_DTYPE, PRECISION)
+            mask_b, valid, H, K, CELL, G, GP, RES_CHUNKS, STREAM_W, STREAM_STAGES, BLOCK_B,
+            BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
         if MULTI:
             for sl in range(pid_n + progs, n_cell, progs):
                 n0 = sl * BLOCK_N
@@ -869,9 +869,8 @@ def split_backward_kernel(
                     sl_offs = n0 + tl.arange(0, BLOCK_N)
                     dh_cell_sl = rows_times_state(
                         r0, r1, r2, r3, wr_base, sl_offs.to(tl.int64), sl_offs < H, 1, H,
-                        dhx_ptr, state_col, mask_b, K, 0, True, BLOCK_N, BLOCK_B, BLOCK_KC,
-                        DOT_DTYPE,
-                        ACC_DTYPE, PRECISION)
+                        dhx_ptr, state_col, mask_b, K, 0, True, STREAM_STAGES, BLOCK_N, BLOCK_B,
+                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
                 else:
                     sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
                     dh_cell_sl = dh_with_dy(tl.load(sh_ptrs, mask=sh_mask, other=0.0), dy_ptr,
@@ -886,8 +885,8 @@ def split_backward_kernel(
                     n0, tl.load(sc_ptrs, mask=sc_mask, other=0.0), dh_cell_sl, s0, s1, s2, s3,
                     sc_t, sc_prev, sh_prev, w0, w1, w2, w3, w_base, dxp_ptr, dhg_ptr,
                     slot_parts + sl * BLOCK_N * BLOCK_B, tile_stride, col, seq_col, mask_b,
-                    valid, H, K, CELL, G, GP, 0, True, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE,
-                    ACC_DTYPE, PRECISION)
+                    valid, H, K, CELL, G, GP, 0, True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC,
+                    DOT_DTYPE, ACC_DTYPE, PRECISION)
                 tl.store(sc_ptrs, dc_sl, mask=sc_mask)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,

@@ -127,6 +127,26 @@ def test_split_backward_wide_partial_offsets(monkeypatch, kind):
             assert (value is None and got[name] is None) or torch.equal(got[name], value), name
 
 
+def test_split_backward_sums_the_partials_in_batches(monkeypatch):
+    """The backward sums its slices' partial products SUM_BATCH at a time (kernels/split.py,
+    sum_partials; 64 there, so only H > 1024 takes a second batch): three slices in batches
+    of two, the second part-full, give bitwise the gradients of one batch."""
+    import triton.language as tl
+    from tritonrnn.kernels import split
+    prob = make_problem(MODE["lstm"], T=3, B=3, I=5, H=40, P=0, D=2, h0=True, lengths=(3, 1, 2))
+    with force_split(16):
+        whole = run_layer(functional.recurrent_layer, prob, F64)
+        monkeypatch.setattr(split, "SUM_BATCH", tl.constexpr(2))
+        batched = run_layer(functional.recurrent_layer, prob, F64)
+        monkeypatch.setattr(split, "SUM_BATCH", tl.constexpr(1))  # guards the guard: a
+        single = run_layer(functional.recurrent_layer, prob, F64)  # batch of one still sums
+    for run in (batched, single):
+        for got, want in ((run[0], whole[0]), (run[1], whole[1])):
+            for name, value in want.items():
+                assert (value is None and got[name] is None) or torch.equal(got[name], value), \
+                    name
+
+
 def test_split_regime_raises_when_its_programs_cannot_wait_for_each_other(monkeypatch):
     """Two programs per group under the sequential interpreter: the first runs alone and can
     never see the second's flags, as on a GPU whose SMs are held by something else. The waits

@@ -31,16 +31,38 @@ def _all_versions():
         return json.load(f)["versions"]
 
 
+def _laid_out_forms(e, cell, hidden, width, dtype):
+    """The resident constexprs entry `e`'s plan and kernel run with at this size on a GPU of
+    its architecture family with SMs for every slice (None: not a main-form split shape)."""
+    plan = config.Plan(**e["config"])
+    if not plan.split or plan.block_h > config.block(hidden):
+        return None
+    major = e["arch"] // 10
+    layout = config.split_layout(plan, cell, hidden, width, dtype,
+                                 (10 ** 6, config.SHARED_PER_BLOCK[major], major))
+    return list(layout.kernel_resident(hidden, width, e["kernel"] == "split_backward"))
+
+
 def test_installed_versions_additions_never_selectable(monkeypatch):
-    for e in pruning.version_entries():
+    for e in pruning.version_entries() + _resident_entries():
         plan = config.Plan(**e["config"])
         monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", e["dtype"] == "tf32")
         for cell, hidden, width in _shapes(e):
             dtype = config.torch_dtype(e["dtype"])
-            if e["forms"] == "all":
+            if e["forms"] == "resident":  # never laid out in the form that failed
+                assert _laid_out_forms(e, cell, hidden, width, dtype) != e["resident"], \
+                    (e, hidden)
+            elif e["forms"] == "all":
                 assert not _selectable(plan, cell, hidden, width, dtype)
             elif plan.split and plan.block_h <= config.block(hidden):
                 assert plan != config.multi_slice_plan(cell, hidden, width, dtype)
+
+
+def _resident_entries():
+    """The shipped list's "resident" entries (the installed version's are in
+    version_entries)."""
+    with open(pruning.PRUNED_FILE) as f:
+        return [e for e in json.load(f)["configs"] if e.get("forms") == "resident"]
 
 
 def test_other_versions_additions_stay_selectable(monkeypatch):
@@ -56,6 +78,8 @@ def test_other_versions_additions_stay_selectable(monkeypatch):
         pytest.skip(f"no additions recorded for a Triton other than "
                     f"{pruning.triton_version_key()}")
     for e in others:
+        if e["forms"] == "resident":  # changes a layout, never which plans are candidates
+            continue
         if json.dumps(e["config"], sort_keys=True) + e["cell"] + str(e["proj"]) + e["dtype"] in mine:
             continue
         plan = config.Plan(**e["config"])
@@ -107,5 +131,65 @@ def test_add_shipped_entries_keeps_the_list(tmp_path, monkeypatch):
         assert table["configs"] == shipped["configs"] + [new]
         assert table["added_by"] == shipped.get("added_by", []) + ["cmd", "cmd again"]
         assert table["generated_by"] == shipped["generated_by"]
+    finally:
+        pruning._pruned.cache_clear()
+
+
+def _failing(kernel, resident, **fields):
+    plan = dict(split=kernel.startswith("split"), block_b=16, block_h=16, block_k=256,
+                num_warps=4, num_stages=1)
+    return dict(dict(kernel=kernel, cell="LSTM", dtype="fp16", hidden_size=2048, proj_size=0,
+                     config=plan, arch="sm_90", ok=False, error=None, registers=255,
+                     spills_bytes=16, shared_bytes=0, shared_limit=1, tensor_cores=True,
+                     resident=resident), **fields)
+
+
+def test_report_failures_prune_the_resident_form_where_chunks_can_go():
+    """A split main form that failed while keeping chunks of W on chip, or streaming in more
+    stages than its dtype's fewest, prunes that resident form only (layouts then keep fewer
+    or stream in fewer); one with no lower form, or a fused or multi-slice form, prunes the
+    plan as before."""
+    entries = prune_rules.entries_from_report([
+        _failing("split_forward", [4, 0, True, False, 2]),
+        _failing("split_backward", [4, 0, True, False, 2]),
+        _failing("split_forward", [4, 0, True, False, 2], hidden_size=4096),  # same form
+        _failing("split_forward", [0, 0, True, False, 2], cell="GRU"),  # fp16: 2 stages only
+        _failing("split_forward", [0, 0, True, False, 2], cell="GRU", dtype="tf32"),  # 1 left
+        _failing("split_forward_multi", None, cell="RNN_TANH"),
+        _failing("fused_forward", None, dtype="bf16"),
+    ])
+    forms = sorted((e["cell"], e["dtype"], e["forms"], e.get("kernel"), e.get("arch"))
+                   for e in entries)
+    assert forms == [("GRU", "fp16", "all", None, None),
+                     ("GRU", "tf32", "resident", "split_forward", 90),
+                     ("LSTM", "bf16", "all", None, None),
+                     ("LSTM", "fp16", "resident", "split_backward", 90),
+                     ("LSTM", "fp16", "resident", "split_forward", 90),
+                     ("RNN_TANH", "fp16", "multi_slice", None, None)]
+    assert all(e["resident"] == [4, 0, True, False, 2] for e in entries
+               if e["forms"] == "resident" and e["cell"] == "LSTM")
+
+
+def test_resident_entries_merge_by_form(tmp_path, monkeypatch):
+    path = tmp_path / "by_triton.json"
+    path.write_text(json.dumps({"versions": {}}))
+    monkeypatch.setattr(pruning, "PRUNED_BY_TRITON_FILE", str(path))
+    plan = dict(split=True, block_b=16, block_h=16, block_k=256, num_warps=2, num_stages=1)
+    base = dict(cell="LSTM", proj=False, dtype="fp16", config=plan, forms="resident",
+                arch=90, kernel="split_forward", why="test")
+    three = dict(base, resident=[3, 0, True, False, 2])
+    four = dict(base, resident=[4, 0, True, False, 2])
+    try:
+        assert prune_rules.add_version_entries([four, three], "cmd", "3.7") == 2
+        assert prune_rules.add_version_entries([four], "cmd", "3.7") == 0  # no duplicate
+        outright = {k: v for k, v in base.items() if k not in ("arch", "kernel")}
+        outright["forms"] = "all"
+        assert prune_rules.add_version_entries([outright], "cmd", "3.7") == 1
+        assert prune_rules.add_version_entries([dict(base, resident=[2, 0, True, False, 2])],
+                                               "cmd", "3.7") == 0  # the plan is pruned
+        held = pruning.version_entries("3.7")
+        assert sorted(e["forms"] for e in held) == ["all", "resident", "resident"]
+        assert sorted(e["resident"] for e in held if e["forms"] == "resident") == \
+            [[3, 0, True, False, 2], [4, 0, True, False, 2]]
     finally:
         pruning._pruned.cache_clear()

@@ -84,3 +84,36 @@ def test_access_widths():
         == [16, 8, 2, 4, 1, 8]
     assert sass.mma_flops("HMMA.1688.F32.TF32") == 2 * 16 * 8 * 8
     assert sass.mma_flops("HGMMA.64x128x16.F32.BF16") == 2 * 64 * 128 * 16
+
+
+TWICE = """
+	//## File "{path}", line 2
+        /*0000*/                   MOV R1, R2 ;
+.L_x_0:
+.L_x_1:
+	//## File "{path}", line 3
+        /*0010*/                   LDG.E R8, desc[UR4][R2.64] ;
+        /*0020*/              @!P1 BRA `(.L_x_1) ;
+.L_x_2:
+	//## File "{path}", line 3
+        /*0030*/                   LDG.E.64 R8, desc[UR4][R2.64] ;
+        /*0040*/              @!P1 BRA `(.L_x_2) ;
+	//## File "{path}", line 2
+        /*0050*/                   STG.E desc[UR4][R2.64], R9 ;
+        /*0060*/               @P3 BRA `(.L_x_0) ;
+        /*0070*/                   EXIT ;
+"""
+
+
+def test_one_loop_inlined_twice_takes_its_counts_in_order(tmp_path):
+    """A function inlined twice in the time loop (kernels/split.py's streaming loop, once
+    for W_hh and once for W_hr) has two loops of one source line: a list of trips gives
+    them their counts in program order, and a loop past the list's end is unknown."""
+    path = tmp_path / "kernel.py"
+    path.write_text(SOURCE)
+    listing = TWICE.format(path=path)
+    r = sass.time_loop_report(listing, 1, {"range(0, K, BLOCK_KC)": [3, 5]})
+    assert r["inner_loops"] == {"kernel.py:3": [3, 5]} and r["unknown_trip_loops"] == []
+    assert r["ldg_bytes"] == (3 * 4 + 5 * 8) * 32
+    short = sass.time_loop_report(listing, 1, {"range(0, K, BLOCK_KC)": [3]})
+    assert short["unknown_trip_loops"] == ["kernel.py:3"]

@@ -17,6 +17,13 @@ H100 = (132, config.SHARED_PER_BLOCK[9], 9)
 A100 = (108, config.SHARED_PER_BLOCK[8], 8)
 
 
+def prune_resident_forms(monkeypatch, keys=()):
+    """Replace the pruned resident forms (pruning.resident_key) by `keys`: the shared-memory
+    rule alone when empty."""
+    everywhere, multi_only, _ = pruning._pruned()
+    monkeypatch.setattr(pruning, "_pruned", lambda: (everywhere, multi_only, frozenset(keys)))
+
+
 def test_interpreter_walks_every_slice_in_one_program():
     plan = config.Plan(True, 16, 16, 32, 8, 1)
     layout = config.split_layout(plan, LSTM, 100, 100, torch.float32)
@@ -39,7 +46,8 @@ def test_one_program_per_slice_when_the_slices_fit():
     (RNN, 768, torch.float16, H100, 3),     # RNN: 64 units of one gate per program
     (GRU, 256, torch.bfloat16, H100, 1),
 ])
-def test_resident_chunks_fit_shared_memory(cell, H, dtype, limits, res):
+def test_resident_chunks_fit_shared_memory(monkeypatch, cell, H, dtype, limits, res):
+    prune_resident_forms(monkeypatch)
     plan = config.Plan(True, 16, 64 // config.padded_gates(cell), 256, 4, 1)
     layout = config.split_layout(plan, cell, H, H, dtype, limits)
     assert layout.res_chunks == res
@@ -51,7 +59,8 @@ def test_resident_chunks_fit_shared_memory(cell, H, dtype, limits, res):
     assert layout.streams(H, H)[0] == (res * plan.block_k < H)
 
 
-def test_projection_rows_kept_after_the_recurrent_rows():
+def test_projection_rows_kept_after_the_recurrent_rows(monkeypatch):
+    prune_resident_forms(monkeypatch)
     plan = config.Plan(True, 16, 16, 256, 4, 1)
     layout = config.split_layout(plan, LSTM, 1024, 256, torch.float16, H100)
     assert layout.res_chunks == 1 and layout.res_proj == 4
@@ -59,10 +68,11 @@ def test_projection_rows_kept_after_the_recurrent_rows():
 
 
 @pytest.mark.parametrize("H,forward,backward", [(768, 3, 1), (2048, 4, 2)])
-def test_projection_backward_keeps_the_chunks_its_rows_have(H, forward, backward):
+def test_projection_backward_keeps_the_chunks_its_rows_have(monkeypatch, H, forward, backward):
     """The forward's W_hr rows are H long, the backward's W_hr^T rows P: the backward keeps
     only the chunks P covers (the others held zeros in registers and spilled)."""
     from tritonrnn.kernels.recurrence import split_meta
+    prune_resident_forms(monkeypatch)
     plan = config.Plan(True, 16, 16, 256, 4, 1)
     P = H // 4
     layout = config.split_layout(plan, LSTM, H, P, torch.float16, H100)
@@ -110,10 +120,66 @@ def test_every_split_shape_has_a_multi_slice_plan(dname, monkeypatch):
                 assert plan.split and plan in config.candidates(code, hidden, width, dtype)
 
 
+def test_pruned_resident_forms_keep_fewer_chunks(monkeypatch):
+    """A form the compile report pruned (it spilled holding that many chunks on chip and
+    streaming the rest) is not laid out: each kernel, forward and backward, keeps the most
+    bytes on chip of its forms not pruned for the device's architecture family, and the
+    compile report's layout (compile_specs.split_layout_for) is the same one."""
+    from tritonrnn.kernels.compile_specs import split_layout_for
+
+    def kept(layout):  # chunks of W_hh the forward and the backward keep
+        return tuple(layout.kernel_resident(2048, 2048, b)[0] for b in (False, True))
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    backward_4 = pruning.resident_key("LSTM", False, "fp16", plan.as_dict(), 90,
+                                      "split_backward", (4, 0, True, False, 2))
+    prune_resident_forms(monkeypatch, {backward_4})
+    # H = 2048 keeps 4 chunks of 8 by shared memory; the backward's form is pruned on sm_90
+    assert kept(config.split_layout(plan, LSTM, 2048, 2048, torch.float16, H100)) == (4, 3)
+    assert kept(split_layout_for("LSTM", "fp16", plan.as_dict(), 2048, 2048, 90)) == (4, 3)
+    assert kept(config.split_layout(plan, LSTM, 2048, 2048, torch.float16, A100)) == (4, 4)
+    # H = 1024 holds 4 chunks and streams nothing: another form, kept
+    assert config.split_layout(plan, LSTM, 1024, 1024, torch.float16, H100).forms()[1][0] == 4
+    # the multi-slice forms are pruned per plan, not per resident form
+    assert kept(config.split_layout(plan, LSTM, 2048, 2048, torch.float16,
+                                    (100,) + H100[1:])) == (4, 4)
+    # with a projection, W_hr's chunks go first where they hold fewer bytes (16 rows
+    # against W_hh's 64); the backward keeps only the W_hr chunk its P = 192 columns need
+    forward_13 = pruning.resident_key("LSTM", True, "fp16", plan.as_dict(), 90,
+                                      "split_forward", (1, 3, False, False, 2))
+    prune_resident_forms(monkeypatch, {forward_13})
+    layout = config.split_layout(plan, LSTM, 768, 192, torch.float16, H100)
+    assert (layout.res_chunks, layout.res_proj) == (1, 2)
+    assert layout.kernel_resident(768, 192, backward=True) == (1, 1, False, False, 2)
+    # every form pruned: what shared memory allows (the compile report shows it failing)
+    everything = {pruning.resident_key("LSTM", False, "fp16", plan.as_dict(), 90,
+                                       "split_forward", (r, 0, True, False, 2)) for r in range(5)}
+    prune_resident_forms(monkeypatch, everything)
+    assert config.split_layout(plan, LSTM, 2048, 2048, torch.float16, H100).res_chunks == 4
+
+
+def test_tf32_streams_in_one_stage_where_two_are_pruned(monkeypatch):
+    """TF32 streams its columns past the resident chunks in two pipeline stages, or in one
+    where the compile report pruned two; the multi-slice forms take one."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    plan = config.Plan(True, 16, 16, 256, 4, 1)
+    prune_resident_forms(monkeypatch)
+    layout = config.split_layout(plan, LSTM, 768, 768, torch.float32, H100)
+    assert (layout.res_chunks, layout.stream_stages) == (2, 2)
+    two = pruning.resident_key("LSTM", False, "tf32", plan.as_dict(), 90, "split_forward",
+                               (2, 0, True, False, 2))
+    prune_resident_forms(monkeypatch, {two})
+    layout = config.split_layout(plan, LSTM, 768, 768, torch.float32, H100)
+    assert (layout.res_chunks, layout.stream_stages) == (2, 1)
+    multi = config.split_layout(plan, LSTM, 768, 768, torch.float32, (10,) + H100[1:])
+    assert multi.multi and multi.stream_stages == 1
+    assert config.split_layout(plan, LSTM, 768, 768, torch.float16, H100).stream_stages == 2
+
+
 def test_fp32_without_tf32_streams_its_rows(monkeypatch):
     """fp32 products without TF32 run on the FMA units, which hold both operands in
     registers: a resident W would be a register-resident one (it spilled at every size), so
     none is kept and the rows are streamed."""
+    prune_resident_forms(monkeypatch)
     plan = config.Plan(True, 16, 16, 256, 4, 1)
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     layout = config.split_layout(plan, LSTM, 768, 768, torch.float32, H100)
@@ -124,7 +190,7 @@ def test_fp32_without_tf32_streams_its_rows(monkeypatch):
 
 @pytest.mark.parametrize("batch,directions,hidden,dtype,wide", [
     (64, 1, 768, torch.float16, True),    # 4 groups of 48 programs: 2 waves; 2 groups: 1
-    (64, 1, 1024, torch.bfloat16, True),  # 4 groups of 64: 2 waves; 2 groups: 1
+    (64, 1, 1024, torch.bfloat16, False),  # 2 waves, but 32 rows spill there (sm_90)
     (32, 2, 768, torch.float16, True),    # 2 tiles x 2 directions of 48: 2 waves; 2: 1
     (32, 1, 768, torch.float16, False),   # 2 groups of 48 fit already
     (64, 1, 512, torch.float16, False),   # 4 groups of 32 fit already
@@ -134,7 +200,8 @@ def test_fp32_without_tf32_streams_its_rows(monkeypatch):
 def test_batch_tile_widens_only_where_it_saves_a_wave(monkeypatch, batch, directions, hidden,
                                                       dtype, wide):
     """The default split plan takes 32 batch rows a program instead of 16 exactly where 16
-    would leave groups of programs waiting for a second wave (config.batch_tiled_layout), and
+    would leave groups of programs waiting for a second wave (config.batch_tiled_layout) and
+    the 32-row tile keeps all of W on chip without spilling (config.wide_batch_layout), and
     then every group runs at once."""
     monkeypatch.setattr(config, "device_limits", lambda device: H100)
     monkeypatch.setattr(config, "_tuned", lambda *args: None)
