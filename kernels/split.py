@@ -476,6 +476,18 @@ def state_tile(state_ptr, W, state_col, n0, mask_b, BLOCK_N: tl.constexpr):
     return ptrs, (offs[:, None] < W) & mask_b[None, :]
 
 
+@triton.jit
+def store_state(state_ptr, W, state_col, n0, mask_b, value, BLOCK_N: tl.constexpr):
+    """Store value [BLOCK_N, BLOCK_B] at units n0 + [0, BLOCK_N) of a [D, B, W] state
+    buffer, after the time loop. Its pointers are formed here, in an order common-
+    subexpression elimination does not merge with state_tile's, so they are not kept live
+    across the loop: kept, ptxas spilled them (32 B, LSTM fp16 H=1024 forward, sm_90,
+    triton 3.6)."""
+    units = tl.arange(0, BLOCK_N)[:, None]
+    row = state_ptr + (state_col * W + n0)  # [1, BLOCK_B]
+    tl.store(row + units, value, mask=(units < W - n0) & mask_b[None, :])
+
+
 @triton.jit(do_not_specialize=["T", "B", "progs", "spin_limit"])
 def split_forward_kernel(
     xp_ptr,     # [T, B, D, G, H] input projections, biases folded in except GRU's b_hn
@@ -601,8 +613,8 @@ def split_forward_kernel(
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
             publish(flags_out + pid_n, step + 1, FENCED)
 
-    tl.store(c_ptrs, c, mask=c_mask)
-    tl.store(h_ptrs, h_own, mask=h_mask)  # masked off where the program owns no slice of K
+    store_state(c_ptr, H, state_col, n_own, mask_b, c, BLOCK_N)
+    store_state(h_ptr, K, state_col, n_own, mask_b, h_own, BLOCK_N)  # none past K's slices
 
 
 # -- backward --------------------------------------------------------------------------
@@ -920,5 +932,5 @@ def split_backward_kernel(
                 tl.store(sh_ptrs, tl.where(valid, rec, tl.load(sh_ptrs, mask=sh_mask, other=0.0)),
                          mask=sh_mask)
 
-    tl.store(dc_ptrs, dc, mask=dc_mask)
-    tl.store(dh_ptrs, dh, mask=dh_mask)  # masked off where the program owns no slice of K
+    store_state(dc_ptr, H, state_col, n_own, mask_b, dc, BLOCK_N)
+    store_state(dh_ptr, K, state_col, n_own, mask_b, dh, BLOCK_N)  # none past K's slices
