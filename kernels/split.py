@@ -206,7 +206,7 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
     """acc^T [M, BLOCK_B] = W[rows, :L] @ S^T, S [B, L] the exchanged state in src: the
     resident chunks w0..w(RES-1) first, with every one of their state chunks loaded before
     the first product (one round trip), then (STREAM) the rest of L streamed, in a loop of
-    STAGES pipeline stages (config.stream_stages). STREAM is a constexpr because the
+    STAGES pipeline stages (config.stream_stages_options). STREAM is a constexpr because the
     streaming loop's registers, even when it runs no trip, make a fully resident program
     spill."""
     offs = tl.arange(0, BLOCK_KC)
