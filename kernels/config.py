@@ -327,14 +327,14 @@ def clean_resident(cell, plan, hidden, width, dtype, res, res_proj, major):
 
     def first_clean(kernel, backward):
         for r, rp in by_bytes:
-            streams = any(SplitLayout(plan, 1, 1, r, rp).kernel_resident(
-                hidden, width, backward)[2:4])
-            for stages in options if streams else options[:1]:  # they matter if streaming
+            for stages in options:
                 resident = SplitLayout(plan, 1, 1, r, rp, stages).kernel_resident(
                     hidden, width, backward)
                 if not is_resident_form_pruned(cell, proj, math, plan, major, kernel,
                                                resident):
                     return r, rp, stages
+                if not any(resident[2:4]):  # nothing streams: the stages change nothing
+                    break
         return res, res_proj, options[0]
     return first_clean("split_forward", False), first_clean("split_backward", True)
 

@@ -458,8 +458,7 @@ def forward_projection(
     mask = (offs_p[:, None] < K) & mask_b[None, :]
     acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
                            hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, STAGES, BLOCK_N, BLOCK_B,
-                           BLOCK_KC,
-                           DOT_DTYPE, ACC_DTYPE, PRECISION)
+                           BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
     h_next = tl.where(valid, acc, h_own)
     tl.store(cur + state_col * K + offs_p[:, None], h_next.to(cur.dtype.element_ty), mask=mask)
     tl.store(y_ptr + col * K + offs_p[:, None],
