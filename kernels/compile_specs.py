@@ -57,7 +57,7 @@ def split_layout_for(cell, dtype, config, hidden, width, arch, programs=None):
 def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
     """(jit function, constexprs, launch options) of `form`: the heaviest flags it runs with;
     the split forms' tiles and options from the launcher's own split_meta."""
-    from .recurrence import split_meta
+    from .recurrence import fused_meta, split_meta
     kind = cells.lookup(cell)
     code = kind.code
     acc = tl.float64 if dtype == "fp64" else tl.float32
@@ -66,15 +66,18 @@ def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
                   PRECISION="tf32" if dtypes.DTYPES[dtype].tf32 else "ieee")
     has_bhn = kind.name == "GRU"
     lstm = kind.has_c  # only LSTM has c: the launchers pass c0, dc_n for it alone
-    fused_options = dict(num_warps=config["num_warps"], num_stages=config["num_stages"])
-    if form == "fused_forward":
-        return fused_forward_kernel, dict(
-            common, HAS_H0=True, HAS_C0=lstm, HAS_BHN=has_bhn, TRAINING=True,
-            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"]), fused_options
-    if form == "fused_backward":
+    if form in ("fused_forward", "fused_backward"):
+        from . import config as plans
+        meta = fused_meta(plans.Plan(**config), code, hidden, width,
+                          form == "fused_backward", common["PRECISION"] if dtype in
+                          ("fp32", "tf32") else None)
+        options = {k: meta.pop(k) for k in _OPTIONS if k in meta}
+        if form == "fused_forward":
+            return fused_forward_kernel, dict(
+                common, **meta, HAS_H0=True, HAS_C0=lstm, HAS_BHN=has_bhn, TRAINING=True), options
         return fused_backward_kernel, dict(
-            common, HAS_DY=True, HAS_DHN=True, HAS_DCN=lstm, HAS_H0=True, HAS_C0=lstm,
-            BLOCK_H=config["block_h"], BLOCK_K=config["block_k"]), fused_options
+            common, **meta, HAS_DY=True, HAS_DHN=True, HAS_DCN=lstm, HAS_H0=True, HAS_C0=lstm
+        ), options
     backward = form.startswith("split_backward")
     if not backward and not form.startswith("split_forward"):
         raise ValueError(f"unknown kernel form {form!r}")

@@ -22,10 +22,12 @@ from .dtypes import math_dtype_name, tf32_for, torch_dtype  # noqa: F401
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 # Bytes of recurrent weights one program may try to keep on chip: the fused regime's plans
-# are candidates up to this size. Shared memory fits it (H100 227 KiB, A100 163 KiB per
-# block), but Triton keeps the loop-invariant W_hh in registers, which spill above about
-# 64 KiB; the compile report prunes those plans (pruned_configs.json), so e.g. fp16 LSTM
-# runs fused up to H = 64 and split above.
+# are candidates up to this size. The fused kernels keep W as loop-invariant dot operands,
+# which stay in shared memory (kernels/fused.py): 128 KiB of W plus the kernels' staging
+# (LSTM fp16 H = 128: 132-144 KiB in all, AOT) fits the per-block shared memory of both
+# architectures (A100 163 KiB, H100 227 KiB). Tiles are powers of two, so the next size up
+# holds 2-4x as much (LSTM fp16 H = 256: 512 KiB) and fits neither. The compile report
+# prunes the plans that spill or exceed shared memory (pruned_configs.json).
 ONCHIP_WEIGHT_BYTES = 128 * 1024
 BLOCK_B = 16      # batch rows per program; tl.dot needs every dimension >= 16
 SPLIT_BLOCK_KC = 64  # reduction chunk of force_split plans (tests)
@@ -161,8 +163,9 @@ def fits_on_chip(cell, hidden, width, dtype):
 # The search space, kept small on purpose: every candidate is compiled by the compile report
 # for sm_80 and sm_90 (minutes each) and timed by the tuner. Listed conservative first: the
 # default plan is the first one the compile report did not prune.
-# Fused: (batch tile, warps); all of W_hh is on chip, so the H and K tiles are fixed. Batch
-# tile 32 with 4 warps is left out: it spilled for every cell and dtype at H >= 64.
+# Fused: (batch tile, warps); all of W_hh is on chip, so the H and K tiles are fixed; the
+# warps are the most a kernel gets (fused_warps). Batch tile 32 with 4 warps is left out:
+# it spilled for every cell and dtype at H >= 64.
 FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
 # Split: (rows of W_hh per program, warps, pipeline stages, reduction chunk) with batch tile
 # 16. A program owns rows // GP hidden units (GP: gates padded to 4, or 1 for RNN), so 64
@@ -170,6 +173,33 @@ FUSED_SPACE = ((16, 8), (16, 4), (16, 16), (32, 8))
 # stay on chip in chunks of the reduction width (kernels/split.py).
 SPLIT_SPACE = ((64, 4, 1, 256), (64, 8, 1, 256), (64, 4, 1, 128), (64, 8, 1, 128),
                (64, 8, 1, 64), (128, 8, 1, 128), (32, 4, 1, 64))
+
+
+# Rows and batch columns of the smallest tensor-core output tile (mma.m16n8).
+MMA_TILE_ROWS, MMA_TILE_COLS = 16, 8
+
+
+def fused_warps(plan, cell, hidden, width, backward, tensor_cores=True):
+    """Warps a fused kernel runs with under `plan`: the plan's, but on tensor cores no more
+    than the output tiles of the kernel's smallest product, because Triton gives surplus
+    warps copies of the same tiles (AOT: LSTM fp16 H=32 at 8 warps issued twice the MMA
+    work, at 16 four times). Forward: the gates [GP*H, B] and the projection [P, B];
+    backward: dh [K, B] and the projection's dh_cell [H, B] (kernels/fused.py). Products on
+    the FMA units (fp32 without TF32) spread one output element per thread instead, and
+    keep the plan's warps."""
+    if not tensor_cores:
+        return plan.num_warps
+    bh, bk = block(hidden), block(width)
+    projects = width != hidden
+    if backward:
+        rows = min(bk, bh) if projects else bk
+    else:
+        rows = min(padded_gates(cell) * bh, bk) if projects else padded_gates(cell) * bh
+    tiles = max(1, rows // MMA_TILE_ROWS) * max(1, plan.block_b // MMA_TILE_COLS)
+    warps = plan.num_warps
+    while warps > tiles:
+        warps //= 2
+    return warps
 
 
 def padded_gates(cell):

@@ -1,75 +1,76 @@
 """Persistent recurrence for the regime where one program holds all of W_hh.
 
-Grid: (batch tiles, directions). Each program loads its direction's W_hh (and W_hr) once,
-keeps h (and c) in registers, and loops over all T steps inside the one launch. Per step it
-reads the step's input projection and writes h (plus, when training, what backward needs).
+Grid: (batch tiles, directions). Each program loads its direction's W_hh (and W_hr) once, as
+loop-invariant dot operands that stay in shared memory for the whole sequence, keeps h (and
+c) in registers, and loops over all T steps inside the one launch. Per step it reads the
+step's input projection and writes h (plus, when training, what backward needs).
+
+The products are taken transposed, as in the split regime (tiles.py): the forward's gates
+acc^T [GP*H, B] = W_hh @ h^T with every gate's rows stacked (GRU's three padded to GP = 4 by
+zero rows), the projection h^T = W_hr @ h_cell^T; the backward's dh^T = W_hh^T @ dG^T and
+dh_cell^T = W_hr^T @ dh^T. W is the MMA's tall side, so on sm_90 wgmma reads it from shared
+memory, and the launcher gives the kernel no more warps than its smallest product has output
+tiles (config.fused_warps), so no two warps compute the same tile.
+
+What a step reads from global memory does not depend on the recurrence. The forward's
+input projection and the backward's saved c and h are loaded a step ahead, so no forward
+step waits for global memory, and a backward step waits once, for its activations and dy.
 
 Legend: T time, B batch, H hidden, P projection, K width of h (P if projecting else H),
 G gates (LSTM 4, GRU 3, RNN 1), S saved activations per step (see cells.py), D directions.
-Offsets are int64: T*B*D*G*H passes 2^31 for long sequences.
+Tiles are [units, batch]. Offsets are int64: T*B*D*G*H passes 2^31 for long sequences.
 """
 import triton
 import triton.language as tl
 
 from .cells import CELL_GRU, CELL_LSTM, cell_backward, cell_forward
+from .tiles import (dot_acc, gate_rows, load_activations, load_input_projection,
+                    load_previous, load_units, load_w_chunk, split_gates, stack_gates,
+                    step_coords, store_activations)
 
 
 @triton.jit
-def load_tile(base, offs_r, offs_c, stride_r, n_r, n_c):
-    """[len(offs_r), len(offs_c)] tile of a row-major matrix, zero outside n_r x n_c."""
-    ptrs = base + offs_r[:, None].to(tl.int64) * stride_r + offs_c[None, :]
-    mask = (offs_r[:, None] < n_r) & (offs_c[None, :] < n_c)
-    return tl.load(ptrs, mask=mask, other=0.0)
+def state_tile_t(state_ptr, W, state_col, BLOCK: tl.constexpr):
+    """Offsets and mask of a [D, B, W] state buffer's tile [BLOCK, BLOCK_B], transposed."""
+    offs = tl.arange(0, BLOCK)[:, None]
+    return state_ptr + state_col * W + offs, offs < W
 
 
 @triton.jit
-def load_tile_t(base, offs_r, offs_c, stride_c, n_r, n_c):
-    """Transposed view: element [r, c] is base[c * stride_c + r]."""
-    ptrs = base + offs_c[None, :].to(tl.int64) * stride_c + offs_r[:, None]
-    mask = (offs_r[:, None] < n_r) & (offs_c[None, :] < n_c)
-    return tl.load(ptrs, mask=mask, other=0.0)
+def unit_tiles(H, K, mask_b, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Unit offsets of the H and K tiles, which of them exist ([BLOCK_*, 1]), and the masks
+    of the [units, batch] tiles."""
+    offs_h = tl.arange(0, BLOCK_H)
+    offs_k = tl.arange(0, BLOCK_K)
+    units_h = (offs_h < H)[:, None]
+    units_k = (offs_k < K)[:, None]
+    return offs_h, offs_k, units_h, units_k, units_h & mask_b[None, :], units_k & mask_b[None, :]
 
 
 @triton.jit
-def mm(a, b, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), out_dtype=ACC_DTYPE, input_precision=PRECISION)
+def load_weights(whh_ptr, whr_ptr, d64, H, K, G: tl.constexpr, GP: tl.constexpr,
+                 PROJ: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+                 DOT_DTYPE: tl.constexpr):
+    """Direction d's W_hh rows of every gate [GP*BLOCK_H, BLOCK_K] (zero rows pad GRU's gates
+    and H) and W_hr as stored [BLOCK_K, BLOCK_H] (W_hh again without a projection): loaded
+    once per launch, loop-invariant dot operands that stay in shared memory."""
+    offs_h = tl.arange(0, BLOCK_H)
+    offs_k = tl.arange(0, BLOCK_K)
+    rows, rows_ok = gate_rows(0, H, G, GP, BLOCK_H)
+    w = load_w_chunk(whh_ptr + d64 * G * H * K, rows, rows_ok, K, 1, offs_k, K).to(DOT_DTYPE)
+    wr = w
+    if PROJ:
+        wr = load_w_chunk(whr_ptr + d64 * K * H, offs_k.to(tl.int64), offs_k < K, H, 1, offs_h,
+                          H).to(DOT_DTYPE)
+    return w, wr
 
 
 @triton.jit
-def store_activations(act_ptr, cs_ptr, act_offs, cs_offs, mask, a0, a1, a2, a3, c_new,
-                      CELL: tl.constexpr, S: tl.constexpr, H):
-    """What training saves of one step: the S activations into act [D, T, B, S, H] and (LSTM)
-    c into cs [D, T, B, H]. act_offs / cs_offs: element offsets of the tile's first
-    activation in act and of its c in cs (any tile orientation)."""
-    ty = act_ptr.dtype.element_ty
-    if S > 0:
-        tl.store(act_ptr + act_offs, a0.to(ty), mask=mask)
-    if S > 1:
-        tl.store(act_ptr + act_offs + H, a1.to(ty), mask=mask)
-        tl.store(act_ptr + act_offs + 2 * H, a2.to(ty), mask=mask)
-        tl.store(act_ptr + act_offs + 3 * H, a3.to(ty), mask=mask)
-    if CELL == CELL_LSTM:
-        tl.store(cs_ptr + cs_offs, c_new.to(cs_ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def load_activations(act_ptr, y_ptr, act_offs, y_offs, mask, S: tl.constexpr, H,
-                     ACC_DTYPE: tl.constexpr):
-    """The saved activations a0..a3 of one step, in ACC_DTYPE (offsets as store_activations).
-    RNN saves none: its activation h is the step's output, read from y [T, B, D, K] at
-    y_offs (K == H)."""
-    if S > 0:
-        a0 = tl.load(act_ptr + act_offs, mask=mask, other=0.0).to(ACC_DTYPE)
-    else:
-        a0 = tl.load(y_ptr + y_offs, mask=mask, other=0.0).to(ACC_DTYPE)
-    a1 = a0
-    a2 = a0
-    a3 = a0
-    if S > 1:
-        a1 = tl.load(act_ptr + act_offs + H, mask=mask, other=0.0).to(ACC_DTYPE)
-        a2 = tl.load(act_ptr + act_offs + 2 * H, mask=mask, other=0.0).to(ACC_DTYPE)
-        a3 = tl.load(act_ptr + act_offs + 3 * H, mask=mask, other=0.0).to(ACC_DTYPE)
-    return a0, a1, a2, a3
+def forward_col(s, T, B, D, d, b64, d64):
+    """(t, [1, BLOCK_B] row of (t, b, d) in [T, B, D, *]) of forward step s: t = s, or
+    T - 1 - s in the reverse direction."""
+    t = s + d * (T - 1 - 2 * s)
+    return t, ((t.to(tl.int64) * B + b64) * D + d64)[None, :]
 
 
 @triton.jit(do_not_specialize=["T", "B"])
@@ -87,7 +88,7 @@ def fused_forward_kernel(
     act_ptr,   # [D, T, B, S, H] saved activations (training)
     cs_ptr,    # [D, T, B, H] saved c (training, LSTM)
     T, B, H, K, D,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_H0: tl.constexpr, HAS_C0: tl.constexpr, HAS_BHN: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -96,92 +97,98 @@ def fused_forward_kernel(
     pid_b = tl.program_id(0)
     d = tl.program_id(1)
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    offs_h = tl.arange(0, BLOCK_H)
-    offs_k = tl.arange(0, BLOCK_K)
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    col_h = offs_h[None, :] < H
-    col_k = offs_k[None, :] < K
-    mask_bh = mask_b[:, None] & col_h
-    mask_bk = mask_b[:, None] & col_k
-
-    # W_hh gate tiles, transposed for h @ W^T: [BLOCK_K, BLOCK_H], loaded once per launch.
-    w_base = whh_ptr + d64 * G * H * K
-    w0 = load_tile_t(w_base, offs_k, offs_h, K, K, H).to(DOT_DTYPE)
-    w1 = w0
-    w2 = w0
-    w3 = w0
-    if G > 1:
-        w1 = load_tile_t(w_base + H * K, offs_k, offs_h, K, K, H).to(DOT_DTYPE)
-        w2 = load_tile_t(w_base + 2 * H * K, offs_k, offs_h, K, K, H).to(DOT_DTYPE)
-    if G > 3:
-        w3 = load_tile_t(w_base + 3 * H * K, offs_k, offs_h, K, K, H).to(DOT_DTYPE)
-    if PROJ:
-        # W_hr^T: [BLOCK_H, BLOCK_K], element [n, p] = W_hr[p, n]
-        wr = load_tile_t(whr_ptr + d64 * K * H, offs_h, offs_k, H, H, K).to(DOT_DTYPE)
-    b_hn = tl.zeros([BLOCK_B, BLOCK_H], ACC_DTYPE)
+    state_col = (d64 * B + b64)[None, :]  # [1, BLOCK_B] row of (d, b) in [D, B, *] buffers
+    offs_h, offs_k, units_h, units_k, mask_h, mask_k = unit_tiles(H, K, mask_b, BLOCK_H,
+                                                                  BLOCK_K)
+    w, wr = load_weights(whh_ptr, whr_ptr, d64, H, K, G, GP, PROJ, BLOCK_H, BLOCK_K, DOT_DTYPE)
+    b_hn = tl.zeros([BLOCK_H, BLOCK_B], ACC_DTYPE)
     if HAS_BHN:
-        b_hn += tl.load(bhn_ptr + d64 * H + offs_h, mask=offs_h < H, other=0.0).to(ACC_DTYPE)[None, :]
+        b_hn += tl.load(bhn_ptr + d64 * H + offs_h, mask=offs_h < H,
+                        other=0.0).to(ACC_DTYPE)[:, None]
 
-    state_bk = (d64 * B + b64)[:, None] * K + offs_k[None, :]
-    state_bh = (d64 * B + b64)[:, None] * H + offs_h[None, :]
-    h = tl.zeros([BLOCK_B, BLOCK_K], ACC_DTYPE)
-    c = tl.zeros([BLOCK_B, BLOCK_H], ACC_DTYPE)
+    h_ptrs, h_units = state_tile_t(h0_ptr, K, state_col, BLOCK_K)
+    c_ptrs, c_units = state_tile_t(c0_ptr, H, state_col, BLOCK_H)
+    h = tl.zeros([BLOCK_K, BLOCK_B], ACC_DTYPE)
+    c = tl.zeros([BLOCK_H, BLOCK_B], ACC_DTYPE)
     if HAS_H0:
-        h += tl.load(h0_ptr + state_bk, mask=mask_bk, other=0.0).to(ACC_DTYPE)
+        h += load_units(h_ptrs, 0, h_units & mask_b[None, :]).to(ACC_DTYPE)
     if HAS_C0:
-        c += tl.load(c0_ptr + state_bh, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        c += load_units(c_ptrs, 0, c_units & mask_b[None, :]).to(ACC_DTYPE)
+    lens = tl.zeros([BLOCK_B], tl.int32) + T
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
 
+    _, col = forward_col(0, T, B, D, d, b64, d64)
+    XP_DTYPE: tl.constexpr = xp_ptr.dtype.element_ty  # carried across a step as stored
+    x0, x1, x2, x3 = load_input_projection(xp_ptr, 0, col, mask_b, H, G, BLOCK_H, XP_DTYPE)
     for s in range(T):
-        t = s + d * (T - 1 - 2 * s)  # forward: s; reverse: T - 1 - s
+        t, col = forward_col(s, T, B, D, d, b64, d64)
         t64 = t.to(tl.int64)
-        valid = mask_b
-        if VARLEN:
-            valid = valid & (t < lens)
-        valid2 = valid[:, None]
-        row = (t64 * B + b64) * D + d64  # [BLOCK_B] index of (t, b, d)
-        xp_base = xp_ptr + row[:, None] * G * H + offs_h[None, :]
-        x0 = tl.load(xp_base, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-        p0 = mm(h, w0, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        x1 = x0
-        x2 = x0
-        x3 = x0
-        p1 = p0
-        p2 = p0
-        p3 = p0
-        if G > 1:
-            x1 = tl.load(xp_base + H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            x2 = tl.load(xp_base + 2 * H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            p1 = mm(h, w1, DOT_DTYPE, ACC_DTYPE, PRECISION)
-            p2 = mm(h, w2, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if G > 3:
-            x3 = tl.load(xp_base + 3 * H, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            p3 = mm(h, w3, DOT_DTYPE, ACC_DTYPE, PRECISION)
+        valid = (mask_b & (t < lens))[None, :]
+        # The next step's input projection, loaded a step ahead: nothing in this step waits
+        # for it. (Loaded in the step that uses it, each gate's tile waited for its load
+        # before its layout conversion: 4 dependent round trips a step, LSTM, AOT.)
+        _, col_next = forward_col(s + 1, T, B, D, d, b64, d64)
+        more = mask_b & ((tl.zeros([BLOCK_B], tl.int32) + s + 1) < T)
+        n0, n1, n2, n3 = load_input_projection(xp_ptr, 0, col_next, more, H, G, BLOCK_H,
+                                               XP_DTYPE)
+        acc = dot_acc(w, h, tl.zeros([GP * BLOCK_H, BLOCK_B], ACC_DTYPE), DOT_DTYPE, PRECISION)
+        p0, p1, p2, p3 = split_gates(acc, GP, BLOCK_H, BLOCK_B)
         # For GRU h_prev is h itself (K == H there); other cells ignore it.
-        h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3,
-                                                     b_hn, h, c)
-        # Padding lanes (offs_h >= H, offs_k >= K) of the state stay 0: an infinite state
-        # times a padding zero of W is NaN there, which the next dot would spread to the row.
+        h_cell, c_new, a0, a1, a2, a3 = cell_forward(
+            CELL, x0.to(ACC_DTYPE), x1.to(ACC_DTYPE), x2.to(ACC_DTYPE), x3.to(ACC_DTYPE), p0,
+            p1, p2, p3, b_hn, h, c)
+        # Padding lanes (units past H or K) of the state stay 0: an infinite state times a
+        # padding zero of W is NaN there, which the next product would spread.
         if PROJ:
-            h_new = mm(tl.where(col_h, h_cell, 0.0), wr, DOT_DTYPE, ACC_DTYPE, PRECISION)
+            h_new = dot_acc(wr, tl.where(units_h, h_cell, 0.0),
+                            tl.zeros([BLOCK_K, BLOCK_B], ACC_DTYPE), DOT_DTYPE, PRECISION)
         else:
             h_new = h_cell
-        h = tl.where(valid2 & col_k, h_new, h)
-        c = tl.where(valid2 & col_h, c_new, c)
-        tl.store(y_ptr + row[:, None] * K + offs_k[None, :],
-                 tl.where(valid2, h_new, 0.0).to(y_ptr.dtype.element_ty), mask=mask_bk)
+        h = tl.where(valid & units_k, h_new, h)
+        c = tl.where(valid & units_h, c_new, c)
+        tl.store(y_ptr + col * K + offs_k[:, None],
+                 tl.where(valid, h_new, 0.0).to(y_ptr.dtype.element_ty), mask=mask_k)
         if TRAINING:
-            seq_row = ((d64 * T + t64) * B + b64)[:, None]
-            store_activations(act_ptr, cs_ptr, seq_row * S * H + offs_h[None, :],
-                              seq_row * H + offs_h[None, :], mask_bh, a0, a1, a2, a3, c_new,
+            seq_col = ((d64 * T + t64) * B + b64)[None, :]  # (d, t, b) in [D, T, B, *]
+            store_activations(act_ptr, cs_ptr, seq_col * S * H + offs_h[:, None],
+                              seq_col * H + offs_h[:, None], mask_h, a0, a1, a2, a3, c_new,
                               CELL, S, H)
+        x0, x1, x2, x3 = n0, n1, n2, n3
 
-    tl.store(hn_ptr + state_bk, h.to(hn_ptr.dtype.element_ty), mask=mask_bk)
+    hn_ptrs, _ = state_tile_t(hn_ptr, K, state_col, BLOCK_K)
+    tl.store(hn_ptrs, h.to(hn_ptr.dtype.element_ty), mask=mask_k)
     if CELL == CELL_LSTM:
-        tl.store(cn_ptr + state_bh, c.to(cn_ptr.dtype.element_ty), mask=mask_bh)
+        cn_ptrs, _ = state_tile_t(cn_ptr, H, state_col, BLOCK_H)
+        tl.store(cn_ptrs, c.to(cn_ptr.dtype.element_ty), mask=mask_h)
+
+
+@triton.jit
+def load_saved_states(step, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens,
+                      state_col, H, K, CELL: tl.constexpr, HAS_H0: tl.constexpr,
+                      HAS_C0: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                      SAVED: tl.constexpr):
+    """The states backward step `step` reads, as stored (SAVED) and as
+    tiles.load_step_saved gives them: [BLOCK_H, BLOCK_B] c_t and c_prev (LSTM), h_prev
+    (GRU); zero where a cell has none."""
+    live, _, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
+        step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+    offs_h = tl.arange(0, BLOCK_H)[:, None]
+    mask = (offs_h < H) & live[None, :]
+    c_t = tl.zeros([BLOCK_H, BLOCK_B], SAVED)
+    c_prev = c_t
+    h_prev = c_t
+    if CELL == CELL_LSTM:
+        c_t = load_units(cs_ptr, seq_col * H + offs_h, mask)
+        c_prev = load_previous(cs_ptr, prev_seq_col * H + offs_h, c0_ptr, state_col * H + offs_h,
+                               mask, prev_ok, HAS_C0)
+    if CELL == CELL_GRU:
+        h_prev = load_previous(y_ptr, prev_col * K + offs_h, h0_ptr, state_col * K + offs_h,
+                               mask, prev_ok, HAS_H0)
+    return c_t, c_prev, h_prev
 
 
 @triton.jit(do_not_specialize=["T", "B"])
@@ -203,7 +210,7 @@ def fused_backward_kernel(
     dh0_ptr,   # [D, B, K] out
     dc0_ptr,   # [D, B, H] out
     T, B, H, K, D,
-    CELL: tl.constexpr, G: tl.constexpr, S: tl.constexpr,
+    CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_DY: tl.constexpr, HAS_DHN: tl.constexpr, HAS_DCN: tl.constexpr,
     HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
     PROJ: tl.constexpr, VARLEN: tl.constexpr,
@@ -213,118 +220,92 @@ def fused_backward_kernel(
     pid_b = tl.program_id(0)
     d = tl.program_id(1)
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    offs_h = tl.arange(0, BLOCK_H)
-    offs_k = tl.arange(0, BLOCK_K)
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
     d64 = d.to(tl.int64)
-    col_h = offs_h[None, :] < H
-    col_k = offs_k[None, :] < K
-    mask_bh = mask_b[:, None] & col_h
-    mask_bk = mask_b[:, None] & col_k
+    state_col = (d64 * B + b64)[None, :]
+    offs_h, offs_k, units_h, units_k, mask_h, mask_k = unit_tiles(H, K, mask_b, BLOCK_H,
+                                                                  BLOCK_K)
+    # the forward's tiles, used transposed: dh^T = W_hh^T @ dG^T, dh_cell^T = W_hr^T @ dh^T
+    w, wr = load_weights(whh_ptr, whr_ptr, d64, H, K, G, GP, PROJ, BLOCK_H, BLOCK_K, DOT_DTYPE)
 
-    # W_hh gate tiles as stored: [BLOCK_H, BLOCK_K], for dpre @ W.
-    w_base = whh_ptr + d64 * G * H * K
-    w0 = load_tile(w_base, offs_h, offs_k, K, H, K).to(DOT_DTYPE)
-    w1 = w0
-    w2 = w0
-    w3 = w0
-    if G > 1:
-        w1 = load_tile(w_base + H * K, offs_h, offs_k, K, H, K).to(DOT_DTYPE)
-        w2 = load_tile(w_base + 2 * H * K, offs_h, offs_k, K, H, K).to(DOT_DTYPE)
-    if G > 3:
-        w3 = load_tile(w_base + 3 * H * K, offs_h, offs_k, K, H, K).to(DOT_DTYPE)
-    if PROJ:
-        wr = load_tile(whr_ptr + d64 * K * H, offs_k, offs_h, H, K, H).to(DOT_DTYPE)  # [P, H]
-
-    state_bk = (d64 * B + b64)[:, None] * K + offs_k[None, :]
-    state_bh = (d64 * B + b64)[:, None] * H + offs_h[None, :]
-    h_init = tl.zeros([BLOCK_B, BLOCK_K], ACC_DTYPE)
-    c_init = tl.zeros([BLOCK_B, BLOCK_H], ACC_DTYPE)
-    if HAS_H0:
-        h_init += tl.load(h0_ptr + state_bk, mask=mask_bk, other=0.0).to(ACC_DTYPE)
-    if HAS_C0:
-        c_init += tl.load(c0_ptr + state_bh, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-    dh = tl.zeros([BLOCK_B, BLOCK_K], ACC_DTYPE)
-    dc = tl.zeros([BLOCK_B, BLOCK_H], ACC_DTYPE)
+    dh_ptrs, dh_units = state_tile_t(dhn_ptr, K, state_col, BLOCK_K)
+    dc_ptrs, dc_units = state_tile_t(dcn_ptr, H, state_col, BLOCK_H)
+    dh = tl.zeros([BLOCK_K, BLOCK_B], ACC_DTYPE)
+    dc = tl.zeros([BLOCK_H, BLOCK_B], ACC_DTYPE)
     if HAS_DHN:
-        dh += tl.load(dhn_ptr + state_bk, mask=mask_bk, other=0.0).to(ACC_DTYPE)
+        dh += load_units(dh_ptrs, 0, dh_units & mask_b[None, :]).to(ACC_DTYPE)
     if HAS_DCN:
-        dc += tl.load(dcn_ptr + state_bh, mask=mask_bh, other=0.0).to(ACC_DTYPE)
+        dc += load_units(dc_ptrs, 0, dc_units & mask_b[None, :]).to(ACC_DTYPE)
+    lens = tl.zeros([BLOCK_B], tl.int32) + T
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
-    else:
-        lens = tl.zeros([BLOCK_B], tl.int32) + T
 
-    for s in range(T):
-        t = (T - 1 - s) + d * (2 * s - T + 1)  # forward direction walks back from T - 1
-        tp = t - 1 + 2 * d                      # the step that came before t in the recurrence
-        t64 = t.to(tl.int64)
-        tp64 = tp.to(tl.int64)
-        valid = mask_b & (t < lens)
-        valid2 = valid[:, None]
-        # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
-        tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
-        prev_ok = (mask_b & (tp_b >= 0) & (tp_b < lens))[:, None]
-        row = (t64 * B + b64) * D + d64
+    # The saved states a step reads do not depend on the recurrence: they are loaded a step
+    # ahead, as stored, so that their layout conversions wait for nothing. The activations
+    # and dy go out together at the step's start, one round trip. (All in the step, each
+    # where it was used, LSTM waited 7 dependent round trips a step; all a step ahead
+    # spilled on sm_80. AOT.)
+    SAVED: tl.constexpr = act_ptr.dtype.element_ty
+    c_t, c_prev, h_prev = load_saved_states(
+        0, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens, state_col, H, K,
+        CELL, HAS_H0, HAS_C0, BLOCK_B, BLOCK_H, SAVED)
+    for step in range(T):
+        _, valid, _, col, seq_col, _, _ = step_coords(step, T, B, D, d, b64, d64, mask_b, lens,
+                                                      BLOCK_B)
+        _, n_c_prev, n_h_prev = load_saved_states(
+            step + 1, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens,
+            state_col, H, K, CELL, HAS_H0, HAS_C0, BLOCK_B, BLOCK_H, SAVED)
+        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_h[:, None],
+                                          col * K + offs_h[:, None], mask_h, S, H, SAVED)
         if HAS_DY:
-            dy = tl.load(dy_ptr + row[:, None] * K + offs_k[None, :], mask=mask_bk & valid2,
-                         other=0.0)
-            dh += dy.to(ACC_DTYPE)
+            dh += load_units(dy_ptr, col * K + offs_k[:, None], mask_k & valid).to(ACC_DTYPE)
         if PROJ:
-            tl.store(dhs_ptr + ((d64 * T + t64) * B + b64)[:, None] * K + offs_k[None, :],
-                     tl.where(valid2, dh, 0.0).to(dhs_ptr.dtype.element_ty), mask=mask_bk)
-            dh_cell = tl.where(col_h, mm(dh, wr, DOT_DTYPE, ACC_DTYPE, PRECISION), 0.0)
+            tl.store(dhs_ptr + seq_col * K + offs_k[:, None],
+                     tl.where(valid, dh, 0.0).to(dhs_ptr.dtype.element_ty), mask=mask_k)
+            # Always true: the branch puts this product in a region of its own. Triton
+            # gives a dot whose operands come from another dot of the same region that
+            # dot's warp layout; dh_rec would take this one's [warps, 1] and, with K's 16
+            # rows, every warp would compute the same tile (AOT, H = 64, P = 16: 1.8x the
+            # MMA work, and 456 B spilled against 224 B).
+            dh_cell = tl.zeros([BLOCK_H, BLOCK_B], ACC_DTYPE)
+            if K > 0:
+                dh_cell = dot_acc(tl.trans(wr), dh, dh_cell, DOT_DTYPE, PRECISION)
+            dh_cell = tl.where(units_h, dh_cell, 0.0)
         else:
             dh_cell = dh
-
-        seq_row = ((d64 * T + t64) * B + b64)[:, None]
-        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_row * S * H + offs_h[None, :],
-                                          row[:, None] * K + offs_h[None, :], mask_bh, S, H,
-                                          ACC_DTYPE)
-        c_t = c_init
-        c_prev = c_init
-        h_prev = h_init
-        if CELL == CELL_LSTM:
-            cs_row = ((d64 * T + t64) * B + b64)[:, None] * H + offs_h[None, :]
-            c_t = tl.load(cs_ptr + cs_row, mask=mask_bh, other=0.0).to(ACC_DTYPE)
-            csp_row = ((d64 * T + tp64) * B + b64)[:, None] * H + offs_h[None, :]
-            c_prev = tl.load(cs_ptr + csp_row, mask=mask_bh & prev_ok, other=0.0).to(ACC_DTYPE)
-            c_prev = tl.where(prev_ok, c_prev, c_init)
-        if CELL == CELL_GRU:
-            yp_row = (tp64 * B + b64) * D + d64
-            h_prev = tl.load(y_ptr + yp_row[:, None] * K + offs_k[None, :],
-                             mask=mask_bk & prev_ok, other=0.0).to(ACC_DTYPE)
-            h_prev = tl.where(prev_ok, h_prev, h_init)
-
         g0, g1, g2, g3, g_hn, dc_prev, dh_direct = cell_backward(
-            CELL, a0, a1, a2, a3, c_t, c_prev, h_prev, dh_cell, dc)
-        g0 = tl.where(valid2, g0, 0.0)
-        g1 = tl.where(valid2, g1, 0.0)
-        g2 = tl.where(valid2, g2, 0.0)
-        g3 = tl.where(valid2, g3, 0.0)
-        dxp_base = dxp_ptr + row[:, None] * G * H + offs_h[None, :]
+            CELL, a0.to(ACC_DTYPE), a1.to(ACC_DTYPE), a2.to(ACC_DTYPE), a3.to(ACC_DTYPE),
+            c_t.to(ACC_DTYPE), c_prev.to(ACC_DTYPE), h_prev.to(ACC_DTYPE), dh_cell, dc)
+        g0 = tl.where(valid, g0, 0.0)
+        g1 = tl.where(valid, g1, 0.0)
+        g2 = tl.where(valid, g2, 0.0)
+        g3 = tl.where(valid, g3, 0.0)
+        dxp_offs = col * G * H + offs_h[:, None]
         ty = dxp_ptr.dtype.element_ty
-        tl.store(dxp_base, g0.to(ty), mask=mask_bh)
-        dh_rec = mm(g0, w0, DOT_DTYPE, ACC_DTYPE, PRECISION)
+        tl.store(dxp_ptr + dxp_offs, g0.to(ty), mask=mask_h)
         if G > 1:
-            tl.store(dxp_base + H, g1.to(ty), mask=mask_bh)
-            tl.store(dxp_base + 2 * H, g2.to(ty), mask=mask_bh)
-            dh_rec += mm(g1, w1, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        if CELL == CELL_GRU:
-            # GRU's recurrent side of gate n sees r * d_n, not d_n; h_prev also feeds h directly.
-            g_hn = tl.where(valid2, g_hn, 0.0)
-            tl.store(dhg_ptr + ((d64 * T + t64) * B + b64)[:, None] * H + offs_h[None, :],
-                     g_hn.to(dhg_ptr.dtype.element_ty), mask=mask_bh)
-            dh_rec += mm(g_hn, w2, DOT_DTYPE, ACC_DTYPE, PRECISION) + dh_direct
-        elif G > 1:
-            dh_rec += mm(g2, w2, DOT_DTYPE, ACC_DTYPE, PRECISION)
+            tl.store(dxp_ptr + dxp_offs + H, g1.to(ty), mask=mask_h)
+            tl.store(dxp_ptr + dxp_offs + 2 * H, g2.to(ty), mask=mask_h)
         if G > 3:
-            tl.store(dxp_base + 3 * H, g3.to(ty), mask=mask_bh)
-            dh_rec += mm(g3, w3, DOT_DTYPE, ACC_DTYPE, PRECISION)
-        dh = tl.where(valid2 & col_k, dh_rec, dh)  # padding lanes stay 0, as in forward
-        dc = tl.where(valid2 & col_h, dc_prev, dc)
+            tl.store(dxp_ptr + dxp_offs + 3 * H, g3.to(ty), mask=mask_h)
+        g_rec2 = g2
+        if CELL == CELL_GRU:  # GRU's recurrent side of gate n sees r * d_n, not d_n
+            g_rec2 = tl.where(valid, g_hn, 0.0)
+            tl.store(dhg_ptr + seq_col * H + offs_h[:, None],
+                     g_rec2.to(dhg_ptr.dtype.element_ty), mask=mask_h)
+        stack = stack_gates(g0, g1, g_rec2, g3, GP, BLOCK_H, BLOCK_B)
+        dh_rec = dot_acc(tl.trans(w), stack, tl.zeros([BLOCK_K, BLOCK_B], ACC_DTYPE), DOT_DTYPE,
+                         PRECISION)
+        if CELL == CELL_GRU:  # h_prev also feeds h directly (K == H)
+            dh_rec += dh_direct
+        dh = tl.where(valid & units_k, dh_rec, dh)  # padding lanes stay 0, as in forward
+        dc = tl.where(valid & units_h, dc_prev, dc)
+        # the next step's c_t is this one's c_prev wherever that step is valid
+        c_t, c_prev, h_prev = c_prev, n_c_prev, n_h_prev
 
-    tl.store(dh0_ptr + state_bk, dh.to(dh0_ptr.dtype.element_ty), mask=mask_bk)
+    dh0_ptrs, _ = state_tile_t(dh0_ptr, K, state_col, BLOCK_K)
+    tl.store(dh0_ptrs, dh.to(dh0_ptr.dtype.element_ty), mask=mask_k)
     if CELL == CELL_LSTM:
-        tl.store(dc0_ptr + state_bh, dc.to(dc0_ptr.dtype.element_ty), mask=mask_bh)
+        dc0_ptrs, _ = state_tile_t(dc0_ptr, H, state_col, BLOCK_H)
+        tl.store(dc0_ptrs, dc.to(dc0_ptr.dtype.element_ty), mask=mask_h)

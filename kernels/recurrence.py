@@ -27,8 +27,22 @@ def _dot_types(dtype):
     return dtypes.tl_dtype(dtype), tl.float32, precision
 
 
+def _fp32_precision(dtype):
+    """How fp32 products run ("tf32" or "ieee"); None for the other dtypes."""
+    return _dot_types(dtype)[2] if dtype == torch.float32 else None
+
+
 def _acc_torch_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def fused_meta(plan, code, H, K, backward, precision):
+    """Constexprs and launch options a fused kernel (kernels/fused.py) runs with under
+    `plan`, its products in fp32 `precision` ("ieee": on the FMA units; None for other
+    dtypes): the launcher's and the compile report's one source."""
+    warps = config.fused_warps(plan, code, H, K, backward, tensor_cores=precision != "ieee")
+    return dict(GP=config.padded_gates(code), BLOCK_H=plan.block_h, BLOCK_K=plan.block_k,
+                num_warps=warps, num_stages=plan.num_stages)
 
 
 def split_meta(layout, code, H, K, backward):
@@ -121,8 +135,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
             lengths if lengths is not None else dummy, y, h_n, c_n if c_n is not None else dummy,
             act if act is not None else dummy, cs if cs is not None else dummy,
             T, B, H, K, D, HAS_H0=h0 is not None, HAS_C0=c0 is not None,
-            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
-            num_stages=plan.num_stages, **flags)
+            **fused_meta(plan, code, H, K, False, _fp32_precision(dtype)), **flags)
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
@@ -184,8 +197,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
             opt(dy), opt(dh_n), opt(dc_n), act, opt(cs), y, opt(h0), opt(c0), opt(lengths),
             whh, opt(whr), dxp, opt(dhg), opt(dhs), dh0, opt(dc0),
             T, B, H, K, D, HAS_DHN=dh_n is not None, HAS_DCN=dc_n is not None,
-            BLOCK_H=plan.block_h, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
-            num_stages=plan.num_stages, **flags)
+            **fused_meta(plan, code, H, K, True, _fp32_precision(dtype)), **flags)
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 

@@ -48,8 +48,9 @@ gave up, [3] unused, then flags [groups, 2 phases, progs] (last step published, 
 import triton
 import triton.language as tl
 
-from .cells import CELL_GRU, CELL_LSTM, cell_backward, cell_forward
-from .fused import load_activations, store_activations
+from .cells import CELL_GRU, cell_backward, cell_forward
+from .tiles import (dot_acc, gate_rows, load_input_projection, load_step_saved, load_units,
+                    load_w_chunk, split_gates, stack_gates, step_coords, store_activations)
 
 REGISTER_FILE = 64 * 1024  # 32-bit registers per SM, and per block (sm_80, sm_90)
 # Width of the chunks of W streamed each step (the columns past a program's resident chunks,
@@ -139,24 +140,6 @@ def wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
 # -- resident rows and products --------------------------------------------------------
 
 @triton.jit
-def gate_rows(n0, H, G: tl.constexpr, GP: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Rows of W_hh [G*H, K] owned by the slice of units n0 + [0, BLOCK_N): [GP*BLOCK_N]
-    int64 row indices, gate-major, and whether each row exists (padding gates, n >= H)."""
-    r = tl.arange(0, GP * BLOCK_N)
-    g = r // BLOCK_N
-    n = n0 + r % BLOCK_N
-    return g.to(tl.int64) * H + n, (g < G) & (n < H)
-
-
-@triton.jit
-def load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L):
-    """[len(rows), len(kk)] tile: element [i, j] = w_ptr[rows[i] * row_stride + kk[j] *
-    col_stride], zero outside the rows that exist and columns < L."""
-    ptrs = w_ptr + rows[:, None] * row_stride + kk[None, :].to(tl.int64) * col_stride
-    return tl.load(ptrs, mask=rows_ok[:, None] & (kk[None, :] < L), other=0.0)
-
-
-@triton.jit
 def load_resident(w_ptr, rows, rows_ok, row_stride, col_stride, L,
                   RES: tl.constexpr, M: tl.constexpr, BLOCK_KC: tl.constexpr,
                   DOT_DTYPE: tl.constexpr):
@@ -187,13 +170,6 @@ def load_columns(src, state_col, mask_b, kk, L):
     src[state_col[b] * L + kk[j]]. Strong loads: the data another program just published."""
     return tl.load(src + state_col * L + kk[:, None], mask=(kk[:, None] < L) & mask_b[None, :],
                    other=0.0, volatile=True)
-
-
-@triton.jit
-def dot_acc(a, b, acc, DOT_DTYPE: tl.constexpr, PRECISION: tl.constexpr):
-    # out_dtype named: triton 3.6 requires it to equal the accumulator's (fp64 for fp64)
-    return tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision=PRECISION,
-                  out_dtype=acc.dtype)
 
 
 @triton.jit
@@ -319,86 +295,7 @@ def sum_partials(tile_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl
     return acc
 
 
-@triton.jit
-def split_gates(acc, GP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """[GP*BLOCK_N, BLOCK_B] gate-major rows -> four [BLOCK_N, BLOCK_B] (GP = 1: the one)."""
-    if GP == 4:
-        x = tl.permute(tl.reshape(acc, [4, BLOCK_N, BLOCK_B]), [1, 2, 0])
-        x = tl.reshape(x, [BLOCK_N, BLOCK_B, 2, 2])  # [..., i, j] is gate 2i + j
-        even_j, odd_j = tl.split(x)
-        g0, g2 = tl.split(even_j)
-        g1, g3 = tl.split(odd_j)
-        return g0, g1, g2, g3
-    else:
-        return acc, acc, acc, acc
-
-
-@triton.jit
-def stack_gates(g0, g1, g2, g3, GP: tl.constexpr, BLOCK_N: tl.constexpr,
-                BLOCK_B: tl.constexpr):
-    """Inverse of split_gates: [GP*BLOCK_N, BLOCK_B] gate-major."""
-    if GP == 4 and g0.dtype.primitive_bitwidth == 64:
-        # Triton 3.6 gives the joined tile's dot operand kWidth 2, which its fp64 MMA
-        # lowering rejects (assertion "fp64 don't support largeK MMA"); a one-hot sum over
-        # a broadcast gate axis builds the same tile with no join.
-        gate = tl.arange(0, 4)[:, None, None]
-        x = tl.where(gate == 0, g0[None, :, :], 0.0) + tl.where(gate == 1, g1[None, :, :], 0.0)
-        x += tl.where(gate == 2, g2[None, :, :], 0.0) + tl.where(gate == 3, g3[None, :, :], 0.0)
-        return tl.reshape(x, [4 * BLOCK_N, BLOCK_B])
-    elif GP == 4:
-        x = tl.join(tl.join(g0, g2), tl.join(g1, g3))  # [..., i, j] is gate 2i + j
-        x = tl.permute(tl.reshape(x, [BLOCK_N, BLOCK_B, 4]), [2, 0, 1])
-        return tl.reshape(x, [4 * BLOCK_N, BLOCK_B])
-    else:
-        return g0
-
-
-@triton.jit
-def load_units(ptr, offs, mask):
-    return tl.load(ptr + offs, mask=mask, other=0.0)
-
-
-@triton.jit
-def split_last4(x):
-    """[..., 4] -> its four [...] slices."""
-    even, odd = tl.split(tl.reshape(x, x.shape[:-1] + [2, 2]))  # [..., i, j] is 2i + j
-    x0, x2 = tl.split(even)
-    x1, x3 = tl.split(odd)
-    return x0, x1, x2, x3
-
-
-@triton.jit
-def load_previous(seq_ptr, seq_offs, first_ptr, first_offs, mask, prev_ok,
-                  HAS_FIRST: tl.constexpr):
-    """A state before the step: seq_ptr's (the previous step's) where prev_ok, else the initial
-    state at first_ptr (zero without one): one load, so that it goes out with the step's
-    others instead of a second load and a select waiting for both."""
-    if HAS_FIRST:
-        return tl.load(tl.where(prev_ok, seq_ptr + seq_offs, first_ptr + first_offs),
-                       mask=mask, other=0.0)
-    return tl.load(seq_ptr + seq_offs, mask=mask & prev_ok, other=0.0)
-
-
 # -- forward ---------------------------------------------------------------------------
-
-@triton.jit
-def load_input_projection(xp_ptr, n0, col, mask_b, H, G: tl.constexpr,
-                          BLOCK_N: tl.constexpr, ACC_DTYPE: tl.constexpr):
-    """The step's input projections x0..x3 [BLOCK_N, BLOCK_B] of units n0 + [0, BLOCK_N)."""
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    mask = (offs_n[:, None] < H) & mask_b[None, :]
-    xp_offs = col * G * H + offs_n[:, None]
-    x0 = load_units(xp_ptr, xp_offs, mask).to(ACC_DTYPE)
-    x1 = x0
-    x2 = x0
-    x3 = x0
-    if G > 1:
-        x1 = load_units(xp_ptr, xp_offs + H, mask).to(ACC_DTYPE)
-        x2 = load_units(xp_ptr, xp_offs + 2 * H, mask).to(ACC_DTYPE)
-    if G > 3:
-        x3 = load_units(xp_ptr, xp_offs + 3 * H, mask).to(ACC_DTYPE)
-    return x0, x1, x2, x3
-
 
 @triton.jit
 def forward_cell(
@@ -619,45 +516,6 @@ def split_forward_kernel(
 # -- backward --------------------------------------------------------------------------
 
 @triton.jit
-def load_step_saved(n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
-                    prev_seq_col, state_col, mask_b, prev_ok, H, K,
-                    CELL: tl.constexpr, S: tl.constexpr, HAS_H0: tl.constexpr,
-                    HAS_C0: tl.constexpr, ONE_LOAD: tl.constexpr, BLOCK_N: tl.constexpr,
-                    BLOCK_B: tl.constexpr, ACC_DTYPE: tl.constexpr):
-    """What the forward saved for one step of units n0 + [0, BLOCK_N), as backward_cell
-    takes it: (a0, a1, a2, a3, c_t, c_prev, h_prev), zero where a cell has none.
-
-    The activations are four loads in dh's layout, which the cell's arithmetic runs in: one
-    [.., 4] load and a split moved them through shared memory, behind a barrier that held
-    the step's other loads back a round trip. ONE_LOAD (the projection, whose arithmetic
-    runs in the layout of the projection's product, so every load is converted anyway)
-    keeps the one load: one conversion instead of four, each a round trip of its own."""
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    mask = (offs_n[:, None] < H) & mask_b[None, :]
-    if ONE_LOAD and S == 4:
-        act_offs = seq_col * S * H + offs_n[:, None]
-        a = tl.load(act_ptr + act_offs[:, :, None] + (tl.arange(0, 4) * H)[None, None, :],
-                    mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
-        a0, a1, a2, a3 = split_last4(a)
-    else:
-        a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
-                                          col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
-    c_t = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
-    c_prev = c_t
-    h_prev = c_t
-    if CELL == CELL_LSTM:
-        c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
-        c_prev = load_previous(cs_ptr, prev_seq_col * H + offs_n[:, None], c0_ptr,
-                               state_col * H + offs_n[:, None], mask, prev_ok, HAS_C0
-                               ).to(ACC_DTYPE)
-    if CELL == CELL_GRU:
-        h_prev = load_previous(y_ptr, prev_col * K + offs_n[:, None], h0_ptr,
-                               state_col * K + offs_n[:, None], mask, prev_ok, HAS_H0
-                               ).to(ACC_DTYPE)
-    return a0, a1, a2, a3, c_t, c_prev, h_prev
-
-
-@triton.jit
 def backward_cell(
     n0, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base, dxp_ptr,
     dhg_ptr, part_ptr, tile_stride, col, seq_col, mask_b, valid, H, K,
@@ -698,26 +556,6 @@ def backward_cell(
                        RES, STREAM, STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
                        PRECISION)
     return tl.where(valid, dc_prev, dc), tl.where(valid, dh_direct, 0.0)
-
-
-@triton.jit
-def step_coords(step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B: tl.constexpr):
-    """Where step `step` reads and writes: (batch rows live, valid, prev_ok, col, seq_col,
-    prev_col, prev_seq_col); no row is live past the last step."""
-    t = (T - 1 - step) + d * (2 * step - T + 1)  # forward direction walks back from T - 1
-    tp = t - 1 + 2 * d                          # the step before t in this direction
-    t64 = t.to(tl.int64)
-    tp64 = tp.to(tl.int64)
-    # a scalar-vs-vector bool mask breaks the interpreter: compare as vectors
-    live = mask_b & ((tl.zeros([BLOCK_B], tl.int32) + step) < T)
-    valid = (live & (t < lens))[None, :]
-    tp_b = tl.zeros([BLOCK_B], tl.int32) + tp
-    prev_ok = (live & (tp_b >= 0) & (tp_b < lens))[None, :]
-    col = ((t64 * B + b64) * D + d64)[None, :]
-    seq_col = ((d64 * T + t64) * B + b64)[None, :]
-    prev_col = ((tp64 * B + b64) * D + d64)[None, :]
-    prev_seq_col = ((d64 * T + tp64) * B + b64)[None, :]
-    return live, valid, prev_ok, col, seq_col, prev_col, prev_seq_col
 
 
 @triton.jit

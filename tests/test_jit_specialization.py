@@ -83,8 +83,9 @@ def _backward(cell, T, B, H, K, dtype):
 # divisible by 16) and at 100 (not: no divisibility attribute for H and K), a projection
 # (K = 64 < H), bf16, fused forms where the plan fuses.
 CASES = [("split_forward", "LSTM", 768, 0, "fp16"), ("split_backward", "LSTM", 768, 0, "fp16"),
-         ("split_forward", "GRU", 100, 0, "fp16"), ("split_backward", "LSTM_PROJ", 256, 64, "bf16"),
-         ("fused_forward", "LSTM", 64, 0, "bf16"), ("fused_backward", "GRU", 32, 0, "fp16")]
+         ("split_forward", "GRU", 200, 0, "fp16"), ("split_backward", "LSTM_PROJ", 256, 64, "bf16"),
+         ("fused_forward", "LSTM", 64, 0, "bf16"), ("fused_backward", "GRU", 32, 0, "fp16"),
+         ("fused_backward", "LSTM", 100, 0, "fp16")]
 
 
 def _check_same_call(launcher_calls, form, cell, hidden, proj, dname, sms=132):
