@@ -218,7 +218,7 @@ def compile_job(job, arch):
     _, divisible = by_name(call.fn, constexprs, attrs)
     record = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
                   resident=resident_form(job, arch), signature=signature,
-                  divisible_args=divisible,
+                  divisible_args=divisible, launch_warps=options["num_warps"],
                   programs_per_group=programs_per_group(job, arch), triton=triton.__version__)
     start = time.time()
     log = io.StringIO()
@@ -275,14 +275,40 @@ def add_time_loop(record):
         return record
     arch = int(record["arch"].removeprefix("sm_"))
     step = sass_tools.time_loop_report(
-        zlib.decompress(packed).decode(), record["config"]["num_warps"],
-        loop_trips(record, arch))
+        zlib.decompress(packed).decode(), launch_warps(record), loop_trips(record, arch))
     bound = ldg_bound_bytes(record, arch)
     if bound and step.get("time_loop"):
         step["ldg_bound_bytes"] = bound
         step["ldg_over_bound"] = round(step["ldg_bytes"] / bound, 3)
+    needed = mma_needed_flops(record)
+    if needed and step.get("time_loop"):
+        step["mma_over_needed"] = round(step["mma_flops"] / needed, 3)
     record["per_step"] = step
+    from .prune_rules import problems
+    record["ok"] = not problems(record)  # again: some checks read the per-step columns
     return record
+
+
+def launch_warps(record):
+    """Warps the record's kernel is launched with (the plan's, or what the launcher makes
+    of them: config.fused_warps, split.split_backward_warps)."""
+    return record.get("launch_warps") or record["config"]["num_warps"]
+
+
+def mma_needed_flops(record):
+    """Tensor-core FLOPs a fused kernel's step needs (kernels/fused.py), with its tiles as
+    padded: forward W_hh [GP*BH, BK] @ h^T [BK, BB] (and W_hr [BK, BH] @ h_cell^T); backward
+    the same shapes transposed. More in the SASS means warps computing the same tiles. None
+    for the split kernels."""
+    if not record["kernel"].startswith("fused"):
+        return None
+    from tritonrnn.kernels import cells, config
+    c = record["config"]
+    kind = cells.lookup(record["cell"])
+    per_batch = config.padded_gates(kind.code) * c["block_h"] * c["block_k"]
+    if kind.projects:
+        per_batch += c["block_k"] * c["block_h"]
+    return 2 * c["block_b"] * per_batch
 
 
 def _compile_batch(keys, unique, results, workers, progress, start, total):
@@ -321,6 +347,7 @@ def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
     """Records of (job, arch) pairs; jobs sharing a binary are compiled once and share its
     numbers (the per-step columns follow each job's own sizes). `known`: records of earlier
     runs of the same kernels, reused instead of recompiled."""
+    import triton
     reuse = {_record_key(r): r for r in known}
     todo, reused = [], []
     for job, arch in work:
@@ -355,6 +382,7 @@ def compile_jobs(work, workers=None, progress=sys.stderr, known=()):
                 job, arch = unique[key]
                 results[key] = dict(job, arch=f"sm_{arch}", shared_limit=SHARED_LIMIT[arch],
                                     resident=resident_form(job, arch),
+                                    triton=triton.__version__,
                                     error="compiler process crashed", ok=False, compile_s=0.0)
     records = list(reused)
     for (job, arch), key in zip(work, work_keys):
@@ -419,6 +447,19 @@ def _prune_add_from(paths):
         prune_rules.entries_from_report(records), "python -m bench.compile_report "
         "--prune-add-from " + " ".join(os.path.basename(p) for p in paths))
     print(f"{added} configurations added to {pruning.PRUNED_FILE}", file=sys.stderr)
+    return 0
+
+
+def _prune_fused_from(paths):
+    """--prune-fused-from: the fused regime's entries, replaced from a whole-space report."""
+    from tritonrnn.kernels import pruning
+    from . import prune_rules
+    records = _installed_triton_records(paths)
+    dropped, added = prune_rules.replace_fused_entries(
+        prune_rules.entries_from_report(records), "python -m bench.compile_report "
+        "--prune-fused-from " + " ".join(os.path.basename(p) for p in paths))
+    print(f"triton {pruning.triton_version_key()}: {dropped} fused entries dropped, {added} "
+          "added", file=sys.stderr)
     return 0
 
 
@@ -514,9 +555,10 @@ def main(argv=None):
                              "form, the split regime's multi-slice forms included")
     parser.add_argument("--quick", action="store_true",
                         help="the default: quick hidden sizes, shipped configs, main forms")
-    parser.add_argument("--forms", choices=("main", "all"), default=None,
+    parser.add_argument("--forms", choices=("main", "all", "fused"), default=None,
                         help="main: the forms ordinary sizes launch; all: also the split "
-                             "regime's multi-slice forms (more hidden slices than SMs)")
+                             "regime's multi-slice forms (more hidden slices than SMs); "
+                             "fused: the fused regime's alone")
     parser.add_argument("--json", default=None, help="write the records as a JSON list here")
     parser.add_argument("--prune-from", nargs="+", default=None, metavar="JSON",
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
@@ -530,6 +572,11 @@ def main(argv=None):
                         help="compile nothing: add the failures in these report files (run "
                              "under the shipped list's Triton) to kernels/pruned_configs.json, "
                              "keeping its entries")
+    parser.add_argument("--prune-fused-from", nargs="+", default=None, metavar="JSON",
+                        help="compile nothing: the fused regime's entries of the installed "
+                             "Triton's list become the failures in these report files (run "
+                             "with --scope space --forms fused over every hidden size the "
+                             "regime holds, both architectures); split entries are kept")
     parser.add_argument("--settle", action="store_true",
                         help="prune the failing split records' resident forms (under the "
                              "installed Triton) and recompile, until clean or nothing is "
@@ -550,6 +597,8 @@ def main(argv=None):
         return _prune_version_from(args.prune_version_from)
     if args.prune_add_from:
         return _prune_add_from(args.prune_add_from)
+    if args.prune_fused_from:
+        return _prune_fused_from(args.prune_fused_from)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: kernels defined under the interpreter cannot be compiled")
     if args.full and args.quick:
@@ -558,7 +607,8 @@ def main(argv=None):
     hiddens = (tuple(int(h) for h in args.hidden.split(",")) if args.hidden
                else FULL_HIDDEN if args.full else QUICK_HIDDEN)
     forms = args.forms or ("all" if args.full else "main")
-    forms = compile_specs.KERNEL_FORMS if forms == "all" else compile_specs.MAIN_FORMS
+    forms = {"all": compile_specs.KERNEL_FORMS, "main": compile_specs.MAIN_FORMS,
+             "fused": compile_specs.kernel_forms(False, False)}[forms]
     scope = args.scope or ("selectable" if args.full else "shipped")
     archs = _parse_arch(args.arch)
     known = []

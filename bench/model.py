@@ -73,7 +73,8 @@ def step_cycles(per_step, num_warps, consts, end):
 
 def step_us(record, consts):
     """(low, high) microseconds of one step of `record`'s kernel."""
-    warps = record["config"]["num_warps"]
+    from bench.compile_report import launch_warps
+    warps = launch_warps(record)
     return tuple(step_cycles(record["per_step"], warps, consts, end)["total"]
                  / (consts["clock_ghz"][end] * 1e3) for end in (0, 1))
 
@@ -169,8 +170,9 @@ def _range(pair, digits=2):
 
 
 def _counts_line(label, r, consts):
+    from bench.compile_report import launch_warps
     p = r["per_step"]
-    warps = r["config"]["num_warps"]
+    warps = launch_warps(r)
     hmma, hgmma = _mma_flops(p, warps)
     low = step_cycles(p, warps, consts, 0)
     high = step_cycles(p, warps, consts, 1)

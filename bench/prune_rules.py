@@ -25,11 +25,14 @@ def problems(record):
         found.append(f"spills {record['spills_bytes']} B")
     if record["shared_bytes"] > record["shared_limit"]:
         found.append(f"shared {record['shared_bytes']} > {record['shared_limit']}")
-    threads = 32 * record["config"]["num_warps"]
+    threads = 32 * (record.get("launch_warps") or record["config"]["num_warps"])
     if record["registers"] * threads > REGISTER_FILE:  # the launch would fail
         found.append(f"{record['registers']} registers x {threads} threads > {REGISTER_FILE}")
     if record["dtype"] in NEEDS_TENSOR_CORES and not record["tensor_cores"]:
         found.append("no tensor-core instructions")
+    duplicated = (record.get("per_step") or {}).get("mma_over_needed", 0)
+    if duplicated > 1:  # fused kernels (compile_report.mma_needed_flops)
+        found.append(f"warps repeat each other's MMA tiles ({duplicated}x the work)")
     return found
 
 
@@ -137,6 +140,38 @@ def add_version_entries(entries, command, version_key=None):
     table["versions"] = dict(sorted(table["versions"].items()))
     _write(pruning.PRUNED_BY_TRITON_FILE, table)
     return added
+
+
+def replace_fused_entries(entries, command, version_key=None):
+    """Replace the fused regime's entries in the list of Triton `version_key` (the installed
+    one by default: pruned_configs.json under the shipped list's Triton, its additions in
+    pruned_by_triton.json otherwise) by the fused ones of `entries`: entries_from_report of
+    a report of the fused regime's whole space (--scope space --forms fused, every hidden
+    size it can hold, both architectures), after a change to kernels/fused.py. The split
+    regime's entries are left as they are. Returns (dropped, added)."""
+    key = version_key or pruning.triton_version_key()
+    fused = [e for e in entries if not e["config"]["split"]]
+    if key == pruning.SHIPPED_TRITON:
+        path, known = pruning.PRUNED_FILE, {}
+        table = pruning.read_json(path, {"configs": []})
+        listed = table
+    else:
+        path = pruning.PRUNED_BY_TRITON_FILE
+        known = {_key(e): e for e in pruning.read_json(pruning.PRUNED_FILE,
+                                                       {"configs": []})["configs"]}
+        table = pruning.read_json(path, {"versions": {}})
+        listed = table["versions"].setdefault(key, {"generated_by": [], "configs": []})
+    kept = [e for e in listed["configs"] if e["config"]["split"]]
+    ours = {_key(e): e for e in kept}
+    added = _merge(ours, fused, known)
+    dropped = len(listed["configs"]) - len(kept)
+    shipped = listed is table
+    # as add_shipped_entries and add_version_entries keep them
+    listed["configs"] = list(ours.values()) if shipped else sorted(ours.values(), key=_key)
+    log = "added_by" if shipped else "generated_by"
+    listed[log] = listed.get(log, []) + [command]
+    _write(path, table)
+    return dropped, added
 
 
 def add_shipped_entries(entries, command):

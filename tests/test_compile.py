@@ -1,10 +1,14 @@
 """CI's compile report: the shipped launch configurations (the default plan of each shape)
 compile for H100 (sm_90) and A100 (sm_80) as the JIT compiles them, with no GPU.
 
-A fast subset of `python -m bench.compile_report`: every cell in fp16, a fused-size hidden
-(64) and the anchor's (768, split regime: 48 programs each keeping its rows of W_hh on
-chip), the main kernel forms. Each record must compile clean (no spills) within shared
-memory, on tensor cores, with the per-step columns of bench/sass.py. At H = 768 the split
+A fast subset of `python -m bench.compile_report`: every cell in fp16, two fused-size hiddens
+(64, and 128, where LSTM and GRU keep 128 KiB of W_hh in shared memory) and the anchor's
+(768, split regime: 48 programs each keeping its rows of W_hh on chip), the main kernel
+forms. Each record must compile clean (no spills) within shared memory, on tensor cores,
+with the per-step columns of bench/sass.py. The fused kernels load no weights inside their
+time loop, no more than their input projection (+1 KiB) per step, and issue no more MMA
+work than their products need (no two warps compute the same tile); their forwards use
+wgmma on sm_90 where the gates' rows are a warpgroup's 64 or more. At H = 768 the split
 forward keeps all of W_hh on chip, loads no weights inside its time loop and at most 1.1x
 (h_{t-1} in fp16 + its input projection + 1 KiB) per step, and uses wgmma (HGMMA) on
 sm_90; the projected LSTM may stream W_hr's rows where keeping them spilled (its resident
@@ -33,7 +37,7 @@ def test_shipped_configs_compile_clean(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench.compile_report", "--arch", "sm_90,sm_80",
          "--cells", "LSTM,LSTM_PROJ,GRU,RNN_TANH", "--dtypes", "fp16",
-         "--hidden", "64,768", "--forms", "main", "--json", str(out)],
+         "--hidden", "64,128,768", "--forms", "main", "--json", str(out)],
         cwd=root, env=env, capture_output=True, text=True, timeout=540)
     records = json.loads(out.read_text()) if out.exists() else []
     assert records, proc.stderr[-3000:]
@@ -49,6 +53,18 @@ def test_shipped_configs_compile_clean(tmp_path):
         _check_time_loop(r)
     kernels = {r["kernel"] for r in records}
     assert {"fused_forward", "fused_backward", "split_forward", "split_backward"} <= kernels
+    fused = {(r["cell"], r["hidden_size"]) for r in records if r["kernel"] == "fused_forward"}
+    assert {("LSTM", 128), ("GRU", 128), ("RNN_TANH", 128)} <= fused, fused
+    for r in records:
+        if r["kernel"].startswith("fused"):
+            step = r["per_step"]
+            where = (r["arch"], r["kernel"], r["cell"], r["hidden_size"])
+            assert not step["nested_loop_loads_global"], where
+            assert step["mma_over_needed"] <= 1, (where, step["mma_over_needed"])
+            if r["kernel"] == "fused_forward":
+                assert step["ldg_over_bound"] <= 1, (where, step["ldg_over_bound"])
+                if r["arch"] == "sm_90" and r["cell"] in ("LSTM", "GRU"):
+                    assert step["hgmma_instr"] > 0, where  # 4H >= 64 rows: wgmma
     for r in records:
         if r["kernel"] == "split_forward" and r["hidden_size"] == 768:
             step = r["per_step"]
