@@ -121,7 +121,7 @@ def fused_forward_kernel(
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
 
-    _, col = forward_col(0, T, B, D, d, b64, d64)
+    _, col = forward_col(0, T, B, D, d, b64, d64)  # T >= 1: the layers refuse empty sequences
     XP_DTYPE: tl.constexpr = xp_ptr.dtype.element_ty  # carried across a step as stored
     x0, x1, x2, x3 = load_input_projection(xp_ptr, 0, col, mask_b, H, G, BLOCK_H, XP_DTYPE)
     for s in range(T):

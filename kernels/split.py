@@ -86,9 +86,10 @@ def split_maxnreg(num_warps):
 
 def split_backward_warps(num_warps):
     """Warps of the split backward kernel for a plan of `num_warps`: at least 8. It spilled
-    at 4 before the partial sums were summed within each thread; at 4 it now compiles clean
-    but its per-step global loads double (LSTM fp16 H=768, sm_90, AOT compile: 53,248 B
-    against 26,880 B at 8 warps)."""
+    at 4 before the partial sums were summed within each thread; at 4 it now compiles clean.
+    (Its per-step global loads once seemed to halve at 8 warps, 26,880 B against 53,248 B
+    at LSTM fp16 H=768, sm_90, AOT; the 8-warp kernel had been counted at the plan's 4
+    warps. Counted at 8 it loads 53,760 B, so which is faster is for a GPU to say.)"""
     return max(8, num_warps)
 
 
