@@ -83,6 +83,10 @@ def _worker(rank, store_path, out_dir):
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    # Results saved and the group gone: leave without the interpreter's teardown, where a
+    # rank still aborted in gloo once after the barrier (clean-clone CI run, 2026-12-01).
+    # An exception above skips this and exits non-zero as before.
+    os._exit(0)
 
 
 @pytest.fixture(scope="module")
