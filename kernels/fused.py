@@ -25,7 +25,7 @@ import triton.language as tl
 
 from .cells import CELL_GRU, CELL_LSTM, cell_backward, cell_forward
 from .tiles import (dot_acc, gate_rows, load_activations, load_input_projection,
-                    load_previous, load_units, load_w_chunk, split_gates, stack_gates,
+                    load_saved_states, load_units, load_w_chunk, split_gates, stack_gates,
                     step_coords, store_activations)
 
 
@@ -167,28 +167,18 @@ def fused_forward_kernel(
 
 
 @triton.jit
-def load_saved_states(step, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens,
-                      state_col, H, K, CELL: tl.constexpr, HAS_H0: tl.constexpr,
-                      HAS_C0: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                      SAVED: tl.constexpr):
-    """The states backward step `step` reads, as stored (SAVED) and as
-    tiles.load_step_saved gives them: [BLOCK_H, BLOCK_B] c_t and c_prev (LSTM), h_prev
-    (GRU); zero where a cell has none."""
-    live, _, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
+def load_step_states(step, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens,
+                     state_col, H, K, CELL: tl.constexpr, HAS_H0: tl.constexpr,
+                     HAS_C0: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                     SAVED: tl.constexpr):
+    """tiles.load_saved_states of backward step `step`, as stored (SAVED): [BLOCK_H,
+    BLOCK_B] c_t, c_prev, h_prev; nothing is loaded past the last step."""
+    live, _, prev_ok, _, seq_col, prev_col, prev_seq_col = step_coords(
         step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
-    offs_h = tl.arange(0, BLOCK_H)[:, None]
-    mask = (offs_h < H) & live[None, :]
-    c_t = tl.zeros([BLOCK_H, BLOCK_B], SAVED)
-    c_prev = c_t
-    h_prev = c_t
-    if CELL == CELL_LSTM:
-        c_t = load_units(cs_ptr, seq_col * H + offs_h, mask)
-        c_prev = load_previous(cs_ptr, prev_seq_col * H + offs_h, c0_ptr, state_col * H + offs_h,
-                               mask, prev_ok, HAS_C0)
-    if CELL == CELL_GRU:
-        h_prev = load_previous(y_ptr, prev_col * K + offs_h, h0_ptr, state_col * K + offs_h,
-                               mask, prev_ok, HAS_H0)
-    return c_t, c_prev, h_prev
+    mask = (tl.arange(0, BLOCK_H)[:, None] < H) & live[None, :]
+    return load_saved_states(0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col,
+                             state_col, mask, prev_ok, H, K, CELL, HAS_H0, HAS_C0, BLOCK_H,
+                             BLOCK_B, SAVED)
 
 
 @triton.jit(do_not_specialize=["T", "B"])
@@ -247,13 +237,13 @@ def fused_backward_kernel(
     # where it was used, LSTM waited 7 dependent round trips a step; all a step ahead
     # spilled on sm_80. AOT.)
     SAVED: tl.constexpr = act_ptr.dtype.element_ty
-    c_t, c_prev, h_prev = load_saved_states(
+    c_t, c_prev, h_prev = load_step_states(
         0, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens, state_col, H, K,
         CELL, HAS_H0, HAS_C0, BLOCK_B, BLOCK_H, SAVED)
     for step in range(T):
         _, valid, _, col, seq_col, _, _ = step_coords(step, T, B, D, d, b64, d64, mask_b, lens,
                                                       BLOCK_B)
-        _, n_c_prev, n_h_prev = load_saved_states(
+        _, n_c_prev, n_h_prev = load_step_states(
             step + 1, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b, lens,
             state_col, H, K, CELL, HAS_H0, HAS_C0, BLOCK_B, BLOCK_H, SAVED)
         a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_h[:, None],

@@ -201,16 +201,31 @@ def load_step_saved(n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, pr
     else:
         a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
                                           col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
-    c_t = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
+    c_t, c_prev, h_prev = load_saved_states(
+        n0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col, state_col, mask,
+        prev_ok, H, K, CELL, HAS_H0, HAS_C0, BLOCK_N, BLOCK_B, ACC_DTYPE)
+    return a0, a1, a2, a3, c_t, c_prev, h_prev
+
+
+@triton.jit
+def load_saved_states(n0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col,
+                      state_col, mask, prev_ok, H, K, CELL: tl.constexpr, HAS_H0: tl.constexpr,
+                      HAS_C0: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
+                      DTYPE: tl.constexpr):
+    """The states one backward step reads for units n0 + [0, BLOCK_N), in DTYPE: c_t and
+    c_prev (LSTM), h_prev (GRU), zero where a cell has none; the previous step's state where
+    prev_ok, else the initial one (zero without it)."""
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    c_t = tl.zeros([BLOCK_N, BLOCK_B], DTYPE)
     c_prev = c_t
     h_prev = c_t
     if CELL == CELL_LSTM:
-        c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(ACC_DTYPE)
+        c_t = load_units(cs_ptr, seq_col * H + offs_n[:, None], mask).to(DTYPE)
         c_prev = load_previous(cs_ptr, prev_seq_col * H + offs_n[:, None], c0_ptr,
                                state_col * H + offs_n[:, None], mask, prev_ok, HAS_C0
-                               ).to(ACC_DTYPE)
+                               ).to(DTYPE)
     if CELL == CELL_GRU:
         h_prev = load_previous(y_ptr, prev_col * K + offs_n[:, None], h0_ptr,
                                state_col * K + offs_n[:, None], mask, prev_ok, HAS_H0
-                               ).to(ACC_DTYPE)
-    return a0, a1, a2, a3, c_t, c_prev, h_prev
+                               ).to(DTYPE)
+    return c_t, c_prev, h_prev
