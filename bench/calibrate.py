@@ -1,4 +1,4 @@
-"""Measure bench/model.py's least certain constants on a CUDA GPU with three small kernels,
+"""Measure bench/model.py's least certain constants on a CUDA GPU with small kernels,
 and write them to bench/calibration/<gpu>.json, which later estimates use in place of both
 ends of those constants' ranges. Run as `python -m bench.model --calibrate [--gpu H200]`.
 
@@ -15,19 +15,35 @@ ends of those constants' ranges. Run as `python -m bench.model --calibrate [--gp
   cycle. At these sizes shared memory, not the MMA rate, bounds it.
 - clock_ghz: cycles counted by clock64 over the chase's wall time (CUDA events).
 
-And, recorded under "raw" but not yet model constants:
+And, recorded under "raw" but not yet model constants, in this order (the file is rewritten
+after each part, so a run its time limit stops keeps what it measured):
+- step_profile_h768_inference, _h768_training, _h256_inference: where a split step's cycles
+  go, from the SM's cycle counter inside the real kernels (kernels/split.py PROFILE, results
+  unchanged), at the anchor's layer (48 programs; inference forward, then training forward
+  and backward) and at H = 256 (16): per kernel and program, a step's mean cycles, its
+  waits for the others' flags, its releases (barrier, fence, flag) and the rest, its own
+  work, as [min, median, max] over the programs.
 - anchor_forward_ablation: the anchor's forward (LSTM fp16, B=16, T=1024, I=H=768) timed
   with parts of every step left out (kernels/split.py ABLATE_*; wrong results, right
   timings): as shipped, without the fence, without the waits, without both. The
   differences are what the waits and the fence cost inside the real kernel.
-- the split regime's exchange alone:
 - exchange_step: P programs run kernels/split.py's own step protocol with no arithmetic: each
   stores its [16 units, 16 batch] fp16 slice of h, publishes the step (barrier, release),
   waits for every program's flag (bounded volatile polls) and loads all of h (K = 16 P
-  columns). Cycles per step for P = 8, 48 (the anchor's programs) and 128; the same with
-  no h stored or loaded (flags only); and with the flag stored relaxed, no fence (not a safe
-  protocol: it times the fence). The anchor forward's step minus this is what the
-  arithmetic and the rest of the step cost.
+  columns, in 256-column chunks as the forward loads them). Cycles per step for P = 8, 48
+  (the anchor's programs) and 128; the same with no h stored or loaded (flags only); with
+  the flag stored relaxed, no fence (not a safe protocol: it times the fence); and reading
+  a ring nobody writes (read_unwritten_h): with h_and_flags, it tells loading h that other
+  SMs have just written from loading h at all. tagged_h (P = 8, 48): the exchange with the
+  flag in the data (_tagged_exchange_kernel: a step tag in every int32 word beside its fp16
+  h; no flags, no fence, twice the bytes), against h_and_flags: whether building it into
+  the kernels would pay.
+  The first H200 visit's h_and_flags took 9,400-11,700 cycles a step at 48 and 128
+  programs, more than the anchor's whole step. Its kernel was not the forward's exchange:
+  under ptxas's default register cap, triton 3.6 issued its 16 loads of h one at a time, 16
+  round trips a step where the forward has one (AOT, sm_90; 3.9 issued three at a time).
+  The exchange kernels now run with the split kernels' register cap, and at 48 programs
+  their 12 h loads go out together, as the forward's do.
 """
 import datetime
 import json
@@ -37,7 +53,8 @@ import sys
 import triton
 import triton.language as tl
 
-from tritonrnn.kernels.split import load_columns, publish, wait_for_group
+from tritonrnn.kernels.split import (clock64, load_columns, publish, split_maxnreg,
+                                     wait_for_group)
 
 LINE = 128           # bytes per pointer-chase element (one cache line each)
 CHASE_BYTES = 4 << 20
@@ -48,18 +65,12 @@ MMA_ITERS = 4096
 
 
 @triton.jit
-def _clock():
-    return tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64,
-                                     is_pure=False, pack=1)
-
-
-@triton.jit
 def _chase_kernel(next_ptr, out_ptr, hops, STRIDE: tl.constexpr):
     idx = tl.load(next_ptr, cache_modifier=".cg")  # first hop, also warms the pipeline
-    start = _clock()
+    start = clock64()
     for _ in range(hops):
         idx = tl.load(next_ptr + idx * STRIDE, cache_modifier=".cg")
-    stop = _clock()
+    stop = clock64()
     tl.store(out_ptr, stop - start)
     tl.store(out_ptr + 1, idx.to(tl.int64))  # keeps the chase alive
 
@@ -70,7 +81,7 @@ def _ping_pong_kernel(flags_ptr, out_ptr, handoffs, spin_limit):
     pid = tl.program_id(0)
     mine = flags_ptr + pid
     other = flags_ptr + 1 - pid
-    start = _clock()
+    start = clock64()
     failed = tl.full([], 0, tl.int32)
     for i in range(handoffs):
         if pid == 0:
@@ -83,7 +94,7 @@ def _ping_pong_kernel(flags_ptr, out_ptr, handoffs, spin_limit):
         failed += (spins >= spin_limit).to(tl.int32)
         if pid == 1:
             tl.atomic_xchg(mine, i + 1, sem="release")
-    stop = _clock()
+    stop = clock64()
     tl.store(out_ptr + 2 * pid, stop - start)
     tl.store(out_ptr + 2 * pid + 1, failed.to(tl.int64))
 
@@ -97,22 +108,24 @@ def _smem_stream_kernel(w_ptr, h_ptr, out_ptr, iters, M: tl.constexpr, N: tl.con
     w = tl.load(w_ptr + rm[:, None] * K + rk[None, :])   # [M, K], loop-invariant
     h = tl.load(h_ptr + rk[:, None] * N + rn[None, :])   # [K, N], loop-invariant
     acc = tl.zeros([M, N], tl.float32)
-    start = _clock()
+    start = clock64()
     for _ in range(iters):
         acc = tl.dot(w, h, acc)
-    stop = _clock()
+    stop = clock64()
     tl.store(out_ptr + rm[:, None] * N + rn[None, :], acc)
     tl.store(out_ptr + M * N, (stop - start).to(tl.float32))
 
 
 @triton.jit(do_not_specialize=["steps", "progs"])  # the warm-up launch compiles the timed one
 def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spin_limit,
-                          K: tl.constexpr, K_P2: tl.constexpr, BLOCK_N: tl.constexpr,
-                          BLOCK_B: tl.constexpr, SLICES_P2: tl.constexpr, MOVE_H: tl.constexpr,
-                          RELEASE: tl.constexpr):
+                          K: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
+                          BLOCK_B: tl.constexpr, SLICES_P2: tl.constexpr, WRITE_H: tl.constexpr,
+                          READ_H: tl.constexpr, RELEASE: tl.constexpr):
     """Program pid owns units pid * BLOCK_N + [0, BLOCK_N) of h, a [2 slots, BLOCK_B, K] fp16
     ring (slot = step parity, as safe as the kernels' own: a slot is rewritten only after
-    every program has published the step that read it)."""
+    every program has published the step that read it). h is read as the forward reads it:
+    K / KC chunks [KC, BLOCK_B], all loaded before the first is used. READ_H without WRITE_H
+    reads a ring nobody writes: what loading h costs when no other SM has just written it."""
     pid = tl.program_id(0)
     units = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     batch = tl.arange(0, BLOCK_B)
@@ -120,28 +133,88 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
     h_mine = (units[:, None] + batch[None, :]).to(tl.float16)   # [BLOCK_N, BLOCK_B]
     total = tl.zeros([BLOCK_B], tl.float32)
     alive = tl.full([], 1, tl.int32)
-    start = _clock()
+    start = clock64()
     for step in range(steps):
         slot = h_ptr + (step % 2) * (BLOCK_B * K)
-        if MOVE_H:
+        if WRITE_H:
             tl.store(slot + batch[None, :] * K + units[:, None], h_mine)
         publish(flags_ptr + pid, step + 1, RELEASE)
         alive = wait_for_group(flags_ptr, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
-        if MOVE_H:  # all of h_t, as the forward's resident chunks load it: one round trip
-            cols = load_columns(slot, batch, mask_b, tl.arange(0, K_P2), K)  # [K_P2, BLOCK_B]
-            total += tl.sum(cols.to(tl.float32), axis=0)
+        if READ_H:  # all of h_t, as the forward's resident chunks load it: one round trip
+            chunks = ()
+            for i in tl.static_range(K // KC):
+                chunks = chunks + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC),
+                                                K),)
+            for i in tl.static_range(K // KC):
+                total += tl.sum(chunks[i].to(tl.float32), axis=0)
             h_mine = (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)  # depends on h_t
-    stop = _clock()
+    stop = clock64()
+    tl.store(out_ptr + 2 * pid, stop - start)
+    tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
+
+
+@triton.jit
+def _tagged_until_fresh(words, where, tag, limit):
+    """Words of a tagged ring (see _tagged_exchange_kernel) first loaded from `where`,
+    re-read where stale until every one carries `tag` (at most `limit` polls): (their fp16
+    halves as fp32, 1 if all arrived else 0)."""
+    stale = ((words >> 16) & 0xFFFF) != tag
+    left = tl.sum(stale.to(tl.int32))
+    polls = 0
+    while (left > 0) & (polls < limit):
+        words = tl.where(stale, tl.load(where, mask=stale, other=0, volatile=True), words)
+        stale = ((words >> 16) & 0xFFFF) != tag
+        left = tl.sum(stale.to(tl.int32))
+        polls += 1
+    h = (words & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+    return h, (left == 0).to(tl.int32)
+
+
+@triton.jit(do_not_specialize=["steps"])  # the warm-up launch compiles the timed one
+def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexpr,
+                            KC: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """The exchange with the flag in the data: every int32 word of a [2 slots, BLOCK_B, K]
+    ring carries one fp16 h in its low half and the step that wrote it (plus one, mod 2^16)
+    in its high half. A word is stored and loaded whole (32-bit accesses are single-copy
+    atomic), so a consumer that sees the step's tag sees its h: no flags, no fence, one
+    round trip when everything has arrived, at twice the bytes of h. The ring is as safe as
+    the flag ring (a slot is rewritten only after every program read it)."""
+    pid = tl.program_id(0)
+    units = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    batch = tl.arange(0, BLOCK_B)
+    mask_b = batch < BLOCK_B
+    h_mine = (units[:, None] + batch[None, :]).to(tl.float16)   # [BLOCK_N, BLOCK_B]
+    total = tl.zeros([BLOCK_B], tl.float32)
+    alive = tl.full([], 1, tl.int32)
+    start = clock64()
+    for step in range(steps):
+        slot = ring_ptr + (step % 2) * (BLOCK_B * K)
+        tag = (step + 1) % 65536
+        bits = h_mine.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+        tl.store(slot + batch[None, :] * K + units[:, None], bits | (tag << 16))
+        words = ()  # every chunk's first load goes out before any is polled: one round trip
+        for i in tl.static_range(K // KC):
+            words = words + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC), K),)
+        for i in tl.static_range(K // KC):
+            where = slot + batch[None, :] * K + (i * KC + tl.arange(0, KC))[:, None]
+            h, ok = _tagged_until_fresh(words[i], where, tag, spin_limit * alive)
+            total += tl.sum(h, axis=0)
+            alive = alive * ok
+        h_mine = (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)  # depends on h_t
+    stop = clock64()
     tl.store(out_ptr + 2 * pid, stop - start)
     tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
 
 
 EXCHANGE_STEPS = 4096
 EXCHANGE_PROGRAMS = (8, 48, 128)
+# The tagged exchange holds twice h's bytes in registers: at 128 programs (K = 2048) that
+# spilled 344 B (AOT, sm_90), and the split kernels stream h there anyway.
+TAGGED_PROGRAMS = (8, 48)
 
 
-def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
+def exchange_step_cycles(progs, write_h, read_h, release=True, steps=EXCHANGE_STEPS):
     """(clock64 cycles per step, the slowest program's; ns per step by CUDA events) of
     _exchange_step_kernel with `progs` programs (release=False: the flag stored relaxed,
     with no fence, to time what the fence costs)."""
@@ -154,8 +227,11 @@ def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
     sync = torch.zeros(4, dtype=torch.int32, device=dev)
     out = torch.zeros(2 * progs, dtype=torch.int64, device=dev)
     p2 = triton.next_power_of_2(progs)
-    args = dict(K=K, K_P2=triton.next_power_of_2(K), BLOCK_N=block_n, BLOCK_B=block_b,
-                SLICES_P2=p2, MOVE_H=move_h, RELEASE=release, num_warps=4)
+    # maxnreg as the split kernels': under ptxas's default cap (40 registers) the h loads
+    # went out two or three at a time, several round trips (AOT, sm_90), not the forward's one
+    args = dict(K=K, KC=min(K, 256), BLOCK_N=block_n, BLOCK_B=block_b, SLICES_P2=p2,
+                WRITE_H=write_h, READ_H=read_h, RELEASE=release, num_warps=4,
+                maxnreg=split_maxnreg(4))
     _exchange_step_kernel[(progs,)](h, flags, sync, out, 8, progs, SPIN_LIMIT, **args)  # compile
     flags.zero_()
     sync.zero_()
@@ -167,6 +243,29 @@ def exchange_step_cycles(progs, move_h, release=True, steps=EXCHANGE_STEPS):
     if sync[1].item() or out[1::2].sum().item():
         raise RuntimeError(f"exchange step, {progs} programs: a wait exceeded its spin limit "
                            "(programs not co-resident, or another process holding the SMs?)")
+    return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
+
+
+def tagged_exchange_cycles(progs, steps=EXCHANGE_STEPS):
+    """exchange_step_cycles for _tagged_exchange_kernel (the flag in the data)."""
+    import torch
+    block_n, block_b = 16, 16
+    K = block_n * progs
+    ring = torch.zeros(2 * block_b * K, dtype=torch.int32, device="cuda")
+    out = torch.zeros(2 * progs, dtype=torch.int64, device="cuda")
+    args = dict(K=K, KC=min(K, 256), BLOCK_N=block_n, BLOCK_B=block_b, num_warps=4,
+                maxnreg=split_maxnreg(4))  # as exchange_step_cycles
+    _tagged_exchange_kernel[(progs,)](ring, out, 8, SPIN_LIMIT, **args)  # compile
+    ring.zero_()
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    _tagged_exchange_kernel[(progs,)](ring, out, steps, SPIN_LIMIT, **args)
+    end.record()
+    torch.cuda.synchronize()
+    if out[1::2].sum().item():
+        raise RuntimeError(f"tagged exchange, {progs} programs: a wait exceeded its spin "
+                           "limit (programs not co-resident, or another process holding the "
+                           "SMs?)")
     return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
 
 
@@ -193,15 +292,66 @@ def anchor_forward_ablation():
     return out
 
 
+# (H, training) of the step profiles: the anchor's layer (48 programs a step) in inference
+# and in training (its forward saves activations; then the backward), and H = 256 (16)
+PROFILES = ((768, False), (768, True), (256, False))
+
+
+def step_profile(hidden, training):
+    """Where the split kernels' step cycles go: the anchor's layer (LSTM fp16, B=16, T=1024)
+    at I = H = `hidden`, its forward (and, `training`, forward and backward) run twice under
+    config.profile_split, the second run kept (the first compiles). For each split kernel
+    launched, per program: mean SM cycles of a step, of its waits for the others' flags, of
+    its releases (barrier, fence, flag), and the rest, its own work (loads, products, cell,
+    stores, the backward's sum of partials); each as [min, median, max] over the programs."""
+    import torch
+    import tritonrnn
+    from bench.shapes import ANCHOR
+    from tritonrnn.kernels import config
+    model = tritonrnn.LSTM(hidden, hidden).to("cuda", torch.float16).train(training)
+    x = torch.randn(ANCHOR.seq, ANCHOR.batch, hidden, device="cuda", dtype=torch.float16,
+                    requires_grad=training)
+
+    def run():
+        with torch.set_grad_enabled(training):
+            y, _ = model(x)
+            if training:
+                y.backward(torch.ones_like(y))
+
+    with config.profile_split() as profiles:
+        run()
+        del profiles[:]
+        run()
+    if not profiles:
+        return dict(regime="fused: no split launch to profile")
+    out = {}
+    for kernel, words in profiles:
+        words = words.reshape(-1, 3).double()  # [programs, (step, wait, release)]
+        step, wait, release = words.unbind(1)
+        parts = dict(step=step, wait=wait, release=release, work=step - wait - release)
+        out[kernel] = dict(programs=words.shape[0], steps=ANCHOR.seq, **{
+            k: [v.min().item(), v.median().item(), v.max().item()] for k, v in parts.items()})
+    return out
+
+
+def profile_text(profile):
+    """step_profile's result in one line: each kernel's medians over its programs [min-max]."""
+    if "regime" in profile:
+        return profile["regime"]
+    return "; ".join(
+        f"{kernel}, {p['programs']} programs, cycles a step: " + ", ".join(
+            f"{k} {p[k][1]:.0f} [{p[k][0]:.0f}-{p[k][2]:.0f}]"
+            for k in ("step", "work", "wait", "release"))
+        for kernel, p in profile.items())
+
+
 def _median(values):
     return sorted(values)[len(values) // 2]
 
 
-def measure(repeats=5):
+def _chase(repeats):
+    """Cycles and ns per dependent load over a random cycle of 128-byte lines."""
     import torch
-    dev = torch.device("cuda")
-    raw = {}
-    # 1. dependent loads over a random cycle of 128-byte lines
     n = CHASE_BYTES // LINE
     stride = LINE // 4
     order = torch.randperm(n)
@@ -209,11 +359,11 @@ def measure(repeats=5):
     nxt[order] = order.roll(-1)
     table = torch.zeros(n * stride, dtype=torch.int32)
     table[::stride] = nxt.to(torch.int32)
-    table = table.to(dev)
-    out = torch.zeros(2, dtype=torch.int64, device=dev)
+    table = table.to("cuda")
+    out = torch.zeros(2, dtype=torch.int64, device="cuda")
     _chase_kernel[(1,)](table, out, 10, STRIDE=stride, num_warps=1)  # compile, warm L2
     _chase_kernel[(1,)](table, out, n, STRIDE=stride, num_warps=1)
-    cycles, seconds = [], []
+    cycles, ns = [], []
     for _ in range(repeats):
         begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         begin.record()
@@ -221,13 +371,15 @@ def measure(repeats=5):
         end.record()
         torch.cuda.synchronize()
         cycles.append(out[0].item() / HOPS)
-        seconds.append(begin.elapsed_time(end) / 1e3 / HOPS)
-    raw["chase_cycles_per_hop"] = cycles
-    raw["chase_ns_per_hop"] = [s * 1e9 for s in seconds]
-    latency = _median(cycles)
-    # 2. hand-offs between two programs
-    flags = torch.zeros(2, dtype=torch.int32, device=dev)
-    out = torch.zeros(4, dtype=torch.int64, device=dev)
+        ns.append(begin.elapsed_time(end) * 1e6 / HOPS)
+    return cycles, ns
+
+
+def _handoffs(repeats):
+    """Cycles of one hand-off between two programs, per repetition."""
+    import torch
+    flags = torch.zeros(2, dtype=torch.int32, device="cuda")
+    out = torch.zeros(4, dtype=torch.int64, device="cuda")
     handoff = []
     for _ in range(repeats):
         flags.zero_()
@@ -237,31 +389,76 @@ def measure(repeats=5):
             raise RuntimeError("ping-pong: a hand-off exceeded its spin limit (programs not "
                                "co-resident, or another process holding the SMs?)")
         handoff.append(out[0].item() / (2 * HANDOFFS))
-    raw["handoff_cycles"] = handoff
-    # 3. shared-memory operand streaming by the tensor cores
+    return handoff
+
+
+def _smem_rates(repeats):
+    """Shared-memory operand bytes per cycle of a loop-invariant [64, 256] @ [256, 16]."""
+    import torch
     M, N, K = 64, 16, 256
-    w = torch.randn(M, K, device=dev, dtype=torch.float16)
-    h = torch.randn(K, N, device=dev, dtype=torch.float16)
-    out = torch.zeros(M * N + 1, dtype=torch.float32, device=dev)
+    w = torch.randn(M, K, device="cuda", dtype=torch.float16)
+    h = torch.randn(K, N, device="cuda", dtype=torch.float16)
+    out = torch.zeros(M * N + 1, dtype=torch.float32, device="cuda")
     rates = []
     for _ in range(repeats):
         _smem_stream_kernel[(1,)](w, h, out, MMA_ITERS, M=M, N=N, K=K, num_warps=4)
         torch.cuda.synchronize()
         rates.append((M * K + K * N) * 2 * MMA_ITERS / out[M * N].item())
-    raw["smem_operand_bytes_per_clk"] = rates
-    # 4. the anchor's forward with parts of its steps left out (recorded, not a constant yet)
-    raw["anchor_forward_ablation"] = anchor_forward_ablation()
-    # 5. the split regime's exchange alone (recorded, not a model constant yet)
+    return rates
+
+
+# (write h, read h, release): what each exchange_step variant keeps of the split step
+EXCHANGE_VARIANTS = {"h_and_flags": (True, True, True), "flags_only": (False, False, True),
+                     "h_and_flags_no_fence": (True, True, False),
+                     "read_unwritten_h": (False, True, True)}
+
+
+def measure(repeats=5):
+    """Yield (name, raw value): the model's constants first (a second), then the split
+    forward's step profile, the anchor's ablations and the exchange alone, so that a run
+    stopped by its time limit has saved what matters most."""
+    cycles, ns = _chase(repeats)
+    yield "chase_cycles_per_hop", cycles
+    yield "chase_ns_per_hop", ns
+    yield "handoff_cycles", _handoffs(repeats)
+    yield "smem_operand_bytes_per_clk", _smem_rates(repeats)
+    for hidden, training in PROFILES:
+        yield (f"step_profile_h{hidden}_{'training' if training else 'inference'}",
+               step_profile(hidden, training))
+    yield "anchor_forward_ablation", anchor_forward_ablation()
     for progs in EXCHANGE_PROGRAMS:
-        for move_h, release in ((True, True), (False, True), (True, False)):
-            clk, ns = exchange_step_cycles(progs, move_h, release)
-            what = ("h_and_flags" if move_h else "flags_only") + ("" if release else "_no_fence")
-            raw[f"exchange_step_{progs}_programs_{what}"] = dict(cycles=clk, ns=ns)
-    clock = _median(cycles) / _median(raw["chase_ns_per_hop"])  # cycles per ns = GHz
-    constants = dict(l2_latency_clk=latency,
-                     exchange_extra_clk=max(0.0, _median(handoff) - latency),
-                     smem_bytes_per_clk=_median(rates), clock_ghz=clock)
-    return constants, raw
+        for what, (write_h, read_h, release) in EXCHANGE_VARIANTS.items():
+            clk, step_ns = exchange_step_cycles(progs, write_h, read_h, release)
+            yield f"exchange_step_{progs}_programs_{what}", dict(cycles=clk, ns=step_ns)
+        if progs in TAGGED_PROGRAMS:
+            clk, step_ns = tagged_exchange_cycles(progs)
+            yield f"exchange_step_{progs}_programs_tagged_h", dict(cycles=clk, ns=step_ns)
+
+
+def constants_from(raw):
+    """The model's constants that the raw parts measured so far give."""
+    constants = {}
+    if "chase_cycles_per_hop" in raw and "chase_ns_per_hop" in raw:
+        latency = _median(raw["chase_cycles_per_hop"])
+        constants["l2_latency_clk"] = latency
+        constants["clock_ghz"] = latency / _median(raw["chase_ns_per_hop"])  # cycles per ns
+        if "handoff_cycles" in raw:
+            constants["exchange_extra_clk"] = max(0.0, _median(raw["handoff_cycles"]) - latency)
+    if "smem_operand_bytes_per_clk" in raw:
+        constants["smem_bytes_per_clk"] = _median(raw["smem_operand_bytes_per_clk"])
+    return constants
+
+
+def _line(name, value):
+    """One raw part as a line of the run's output."""
+    if name == "anchor_forward_ablation":
+        return "\n".join(f"  anchor forward, {k}: {t['ms']:.3f} ms ({t['p20']:.3f}-{t['p80']:.3f}), "
+                         f"{t['us_per_step']:.2f} us a step" for k, t in value.items())
+    if name.startswith("step_profile"):
+        return f"  {name}: " + profile_text(value)
+    if name.startswith("exchange_step"):
+        return f"  {name}: {value['cycles']:.0f} cycles, {value['ns']:.0f} ns a step"
+    return f"  {name}: " + ", ".join(f"{v:.4g}" for v in value)
 
 
 def main(gpu, out=None):
@@ -276,20 +473,19 @@ def main(gpu, out=None):
               "constants (bench/gpu_constants.py).", file=sys.stderr)
         return 2
     name = torch.cuda.get_device_name()
-    constants, raw = measure()
+    raw = {}
     record = dict(gpu=name, model_gpu=gpu, date=datetime.datetime.now(datetime.timezone.utc)
                   .strftime("%Y-%m-%d %H:%M UTC"), triton=triton.__version__,
-                  torch=torch.__version__, constants=constants, raw=raw)
+                  torch=torch.__version__, constants={}, raw=raw)
     path = out or os.path.join(os.path.dirname(__file__), "calibration", f"{gpu}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(record, f, indent=1)
-    print(f"measured on {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in constants.items()))
-    for name, t in raw["anchor_forward_ablation"].items():
-        print(f"  anchor forward, {name}: {t['ms']:.3f} ms ({t['p20']:.3f}-{t['p80']:.3f}), "
-              f"{t['us_per_step']:.2f} us a step")
-    for key, value in raw.items():
-        if key.startswith("exchange_step"):
-            print(f"  {key}: {value['cycles']:.0f} cycles, {value['ns']:.0f} ns a step")
+    print(f"measuring on {name}, writing {path} after each part", flush=True)
+    for part, value in measure():
+        raw[part] = value
+        record["constants"] = constants_from(raw)
+        with open(path, "w") as f:  # rewritten after each part: a stopped run keeps them
+            json.dump(record, f, indent=1)
+        print(_line(part, value), flush=True)
+    print("constants: " + ", ".join(f"{k} {v:.4g}" for k, v in record["constants"].items()))
     print(f"wrote {path}")
     return 0

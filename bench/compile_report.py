@@ -119,7 +119,7 @@ def job_call(job, arch):
     width = job["proj_size"] or job["hidden_size"]
     call = kernel_call(job["kernel"], job["cell"], job["dtype"], job["config"],
                        job["hidden_size"], width, programs=programs_per_group(job, arch),
-                       arch=arch)
+                       arch=arch, measure=job.get("measure"))
     return (call,) + specialize(call.fn, call.args, call.options, arch)
 
 

@@ -8,8 +8,9 @@ writing as it goes, none stopping the others:
   1_env.txt           install without network; versions, GPU name, SM count, clocks
   2_parity.csv        parity smoke: every regime x cell x fp16/bf16/fp32, fwd and bwd, vs float64
   3_anchor.csv        LSTM fp16 B=16 T=1024 I=H=768: tritonrnn vs torch.nn (cuDNN)
-  4_calibration.json  the latency model's calibration kernels (when bench/model.py has them)
-  5_sweep.csv         LSTM and GRU, fp16 and bf16, H 64..1024, B 1/16/64, T=512, vs torch.nn
+  4_calibration.json  the latency model's calibration kernels, where the split forward's step
+                      cycles go (its step profile), the anchor's step ablations
+  5_sweep.csv         LSTM and GRU, fp16, H 64..1024, B 1/16/64, T=512, vs torch.nn
   6_sweep.png         one figure of that sweep (.svg where the image has no matplotlib)
   7_steps.log         every step's own output
   0_summary.txt       the short table, rewritten after every step and printed last
@@ -49,9 +50,11 @@ ANCHOR_ARGS = ["--cells", "LSTM", "--dtypes", "fp16", "--hidden", "768", "--batc
                "--seq", "1024", "--modes", "forward,forward+backward",
                "--providers", "tritonrnn,torch"]
 ANCHOR_TIMING = dict(warmup=3, budget_ms=300, min_reps=10, max_reps=50)
-# H = 64 runs fused (one program, no exchange), the rest split: the first H200 visit timed
-# split only, at a near-constant 3-5.5 us a step whatever H.
-SWEEP_ARGS = ["--cells", "LSTM,GRU", "--dtypes", "fp16,bf16",
+# H = 64 and 128 run fused (one program, no exchange), the rest split: the first H200 visit
+# timed split only, at a near-constant 3-5.5 us a step whatever H. fp16 only: tritonrnn's
+# bf16 times were within 20% of fp16's there (median ratio 1.00 over 30 shapes, run 2), and
+# the step's time went to the calibration's step profile.
+SWEEP_ARGS = ["--cells", "LSTM,GRU", "--dtypes", "fp16",
               "--hidden", "64,128,256,512,768,1024", "--batch", "1,16,64", "--seq", "512",
               "--modes", "forward", "--providers", "tritonrnn,torch"]
 SWEEP_TIMING = dict(warmup=2, budget_ms=60, min_reps=5, max_reps=20)
@@ -85,12 +88,12 @@ def steps():
         Step("anchor", 75, "anchor: tritonrnn vs torch.nn (cuDNN), CUDA events, L2 cleared",
              ["-m", "bench", *ANCHOR_ARGS, *_timing_args(ANCHOR_TIMING),
               "--csv", "{OUT}/" + FILES["anchor"], "--no-plots"], FILES["anchor"]),
-        Step("calibrate", 70, "latency model calibration kernels, the anchor's step ablations "
-             "(bench/model.py --calibrate)",
+        Step("calibrate", 120, "latency model calibration kernels, the split forward's step "
+             "profile, the anchor's step ablations (bench/model.py --calibrate)",
              ["-m", "bench.model", "--calibrate", "--gpu", "H200", "--out",
               "{OUT}/" + FILES["calibrate"]],
              FILES["calibrate"]),
-        Step("sweep", 120, "short sweep vs torch.nn (forward)",
+        Step("sweep", 75, "short sweep vs torch.nn (forward)",
              ["-m", "bench", *SWEEP_ARGS, *_timing_args(SWEEP_TIMING),
               "--csv", "{OUT}/" + FILES["sweep"], "--no-plots"], FILES["sweep"]),
         Step("plot", 20, "one figure: speedup over torch.nn against H, a line per batch",
@@ -347,17 +350,23 @@ def sweep_found(path):
 
 
 def calibrate_found(path):
-    """The anchor forward's step ablations (bench/calibrate.py) in one line, or what is
-    missing."""
+    """The anchor forward's step profile and ablations (bench/calibrate.py) in one line, or
+    what is missing."""
     try:
         with open(path) as f:
-            ablation = json.load(f).get("raw", {}).get("anchor_forward_ablation", {})
+            raw = json.load(f).get("raw", {})
     except (OSError, ValueError):
         return "no file"
-    if not ablation:
-        return path.name
-    return "anchor forward " + ", ".join(f"{name.replace('_', ' ')} {t['ms']:.2f} ms"
-                                         for name, t in ablation.items())
+    found = []
+    profile = raw.get("step_profile_h768_inference", {}).get("split_forward", {})
+    if "step" in profile:  # medians over the programs
+        found.append("anchor forward step cycles " + ", ".join(
+            f"{k} {profile[k][1]:.0f}" for k in ("step", "work", "wait", "release")))
+    ablation = raw.get("anchor_forward_ablation", {})
+    if ablation:
+        found.append("anchor forward " + ", ".join(f"{name.replace('_', ' ')} {t['ms']:.2f} ms"
+                                                   for name, t in ablation.items()))
+    return "; ".join(found) or path.name
 
 
 def summary_table(results, elapsed):

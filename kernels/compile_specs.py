@@ -103,17 +103,19 @@ class KernelCall:
 
 
 def kernel_call(form, cell, dtype, config, hidden, width, batch=16, directions=1,
-                programs=None, steps=1024, arch=90):
+                programs=None, steps=1024, arch=90, measure=None):
     """The launch of `form` for `cell` ("LSTM_PROJ" = LSTM with projection), `dtype` ("fp32",
     "tf32", "fp16", "bf16", "fp64"), a Plan.as_dict() `config`, H=`hidden`, K=`width`, with
     `programs` per group (split regime; default one per hidden slice), on sm_`arch` (the
-    split regime keeps what that architecture's shared memory holds). Example tensors are
-    small and freshly allocated (so 16-byte aligned, as the launcher's are); int arguments
-    carry the real sizes."""
+    split regime keeps what that architecture's shared memory holds). `measure`: constexprs
+    a measurement launch sets over the shipped ones (split.py's ABLATE, PROFILE). Example
+    tensors are small and freshly allocated (so 16-byte aligned, as the launcher's are); int
+    arguments carry the real sizes."""
     import torch
     from . import config as plans
     fn, constexprs, options = _constexprs(form, cell, dtype, config, hidden, width, arch,
                                           programs)
+    constexprs.update(measure or {})
     element = dtypes.torch_dtype(dtype)
     acc = torch.float64 if dtype == "fp64" else torch.float32
     slices = -(-hidden // config["block_h"])

@@ -101,6 +101,7 @@ def _default_plan(cell, hidden, width, dtype, math_name):
 
 _forced_plan = None
 _split_ablation = 0
+_split_profiles = None
 
 
 @contextlib.contextmanager
@@ -114,6 +115,24 @@ def ablate_split_forward(mask):
         yield
     finally:
         _split_ablation = saved
+
+
+@contextlib.contextmanager
+def profile_split():
+    """Within: every split launch, forward and backward, also counts per program the mean SM
+    cycles of its steps, of their waits and of their releases (split.PROFILE_WORDS), and
+    appends (kernel name, int32 tensor [groups, progs, 3] on the CPU) to the list this
+    yields. Results stay right; each launch waits for its kernel. Measurement only
+    (bench/calibrate.py), on a GPU: the interpreter has no cycle counter."""
+    global _split_profiles
+    if INTERPRET:
+        raise RuntimeError("profile_split reads the SM cycle counter: it needs a GPU "
+                           "(TRITON_INTERPRET=1 runs kernels on the CPU)")
+    saved, _split_profiles = _split_profiles, []
+    try:
+        yield _split_profiles
+    finally:
+        _split_profiles = saved
 
 
 @contextlib.contextmanager

@@ -12,8 +12,8 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, GRU, LSTM, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import (FLAGS_AT, split_backward_kernel, split_backward_warps, split_forward_kernel,
-                    split_maxnreg)
+from .split import (FLAGS_AT, PROFILE_WORDS, split_backward_kernel, split_backward_warps,
+                    split_forward_kernel, split_maxnreg)
 
 def _dot_types(dtype):
     """(operand dtype, accumulator dtype, fp32 precision) for tl.dot on `dtype` weights."""
@@ -72,14 +72,24 @@ def partials_shape(layout, n_groups, K):
             plan.block_h)
 
 
-def _split_launch(layout, code, B, H, K, D, device, backward):
+def _split_launch(layout, code, B, H, K, D, device, backward, profiled=False):
     """(grid, sync words, launch meta) of a split-regime launch under `layout` (decided by
-    config.launch): the zeroed ticket/status/flag words."""
+    config.launch): the zeroed ticket/status/flag words (and, `profiled`, the profile's)."""
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
-    sync = torch.zeros(FLAGS_AT.value + n_groups * 2 * layout.progs, dtype=torch.int32,
-                       device=device)
+    words = FLAGS_AT.value + n_groups * 2 * layout.progs
+    if profiled:
+        words += n_groups * layout.progs * PROFILE_WORDS.value
+    sync = torch.zeros(words, dtype=torch.int32, device=device)
     sync[2] = torch.iinfo(torch.int32).max  # first step a wait gave up at: none yet
     return (layout.progs * n_groups,), sync, split_meta(layout, code, H, K, backward)
+
+
+def _keep_profile(sync, grid, layout, kernel):
+    """A profiled split launch's per-program step means (config.profile_split), off its
+    sync words: they follow the flags, grid[0] * 2 words (split.py's module doc)."""
+    flags_end = FLAGS_AT.value + grid[0] * 2
+    config._split_profiles.append(
+        (kernel, sync[flags_end:].view(-1, layout.progs, PROFILE_WORDS.value).cpu()))
 
 
 def _check_waits(sync, layout, what):
@@ -139,9 +149,12 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False)
-    if config._split_ablation:  # a measurement's hook (config.ablate_split_forward)
+    profiled = config._split_profiles is not None  # measurement hooks: config.py
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False, profiled)
+    if config._split_ablation:
         meta["ABLATE"] = config._split_ablation
+    if profiled:
+        meta["PROFILE"] = 1
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=dtype, device=dev)  # h in the storage dtype
@@ -160,6 +173,8 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         **dict(flags, **meta))
     launches.record("split_forward")
     _check_waits(sync, layout, "forward")
+    if profiled:
+        _keep_profile(sync, grid, layout, "split_forward")
     h_n.copy_(h_work)
     if c_n is not None:
         c_n.copy_(c_work)
@@ -201,7 +216,10 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True)
+    profiled = config._split_profiles is not None
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True, profiled)
+    if profiled:
+        meta["PROFILE"] = 1
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
@@ -220,6 +238,8 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         config.SPIN_LIMIT, **dict(flags, **meta))
     launches.record("split_backward")
     _check_waits(sync, layout, "backward")
+    if profiled:
+        _keep_profile(sync, grid, layout, "split_backward")
     dh0.copy_(dh_work[0])
     if dc0 is not None:
         dc0.copy_(dc_work)

@@ -43,7 +43,8 @@ the status words and stops waiting for the rest of the launch; the host then rai
 
 Legend as in fused.py; tiles here are [units, batch] (transposed against fused.py).
 sync_ptr (int32): [0] ticket counter, [1] status (1: a wait gave up), [2] first step that
-gave up, [3] unused, then flags [groups, 2 phases, progs] (last step published, plus one).
+gave up, [3] unused, then flags [groups, 2 phases, progs] (last step published, plus one),
+then, in a profiled launch only, [groups, progs, PROFILE_WORDS].
 """
 import triton
 import triton.language as tl
@@ -68,6 +69,20 @@ SUM_BATCH = tl.constexpr(64)
 # launch, and the results of an ablated launch are wrong).
 ABLATE_NO_WAIT = tl.constexpr(1)   # no program waits for the others' flags
 ABLATE_NO_FENCE = tl.constexpr(2)  # flags stored relaxed: no barrier-and-fence release
+# Where a step's cycles go (the split kernels' PROFILE, set through config.profile_split;
+# 0 in every real launch, GPU only: the interpreter has no clock). Each program writes,
+# after the sync words' flags, PROFILE_WORDS int32: the mean SM cycles of its steps, of
+# their waits (polling for the others' flags) and of their releases (barrier, fence, flag);
+# the rest of a step is its own work.
+PROFILE_WORDS = tl.constexpr(3)
+
+
+@triton.jit
+def clock64():
+    """The SM's cycle counter (measurement only: the interpreter cannot run it). Not pure,
+    so the compiler keeps it in order with the loads, stores and barriers around it."""
+    return tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l", [], dtype=tl.int64,
+                                     is_pure=False, pack=1)
 
 
 @triton.constexpr_function
@@ -136,6 +151,45 @@ def wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
         tl.atomic_min(sync_ptr + 2, step, sem="relaxed", scope="gpu")
     tl.debug_barrier()
     return alive * ok
+
+
+@triton.jit
+def timed_publish(flag_ptr, step_done, spent, FENCED: tl.constexpr, PROFILE: tl.constexpr):
+    """publish; PROFILE: also returns `spent` plus the cycles it took."""
+    if PROFILE:
+        start = clock64()
+        publish(flag_ptr, step_done, FENCED)
+        spent += clock64() - start
+    else:
+        publish(flag_ptr, step_done, FENCED)
+    return spent
+
+
+@triton.jit
+def timed_wait(flag_row, progs, target, alive, spin_limit, sync_ptr, step, spent,
+               SLICES_P2: tl.constexpr, PROFILE: tl.constexpr):
+    """wait_for_group; returns (alive, `spent` plus the cycles it took when PROFILE)."""
+    if PROFILE:
+        start = clock64()
+        alive = wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
+                               SLICES_P2)
+        spent += clock64() - start
+    else:
+        alive = wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
+                               SLICES_P2)
+    return alive, spent
+
+
+@triton.jit
+def store_profile(sync_ptr, group, pid_n, progs, T, B, D, spent_step, spent_wait,
+                  spent_release, BLOCK_B: tl.constexpr):
+    """A profiled launch's means over the steps (PROFILE_WORDS), after every group's flags."""
+    steps = tl.maximum(T, 1)
+    groups = tl.cdiv(B, BLOCK_B) * D
+    where = sync_ptr + FLAGS_AT + groups * 2 * progs + (group * progs + pid_n) * PROFILE_WORDS
+    tl.store(where, (spent_step // steps).to(tl.int32))
+    tl.store(where + 1, (spent_wait // steps).to(tl.int32))
+    tl.store(where + 2, (spent_release // steps).to(tl.int32))
 
 
 # -- resident rows and products --------------------------------------------------------
@@ -399,7 +453,7 @@ def split_forward_kernel(
     hh_ptr,     # [D, B, H] storage dtype, projection: the current step's cell output
     c_ptr,      # [D, B, H] ACC_DTYPE: c0 (or zeros) on entry, c_n on exit
     h_ptr,      # [D, B, K] ACC_DTYPE: h0 (or zeros) on entry, h_n on exit
-    sync_ptr,   # int32 [4 + groups * 2 * progs], see the module doc; zero but [2] = INT32_MAX
+    sync_ptr,   # int32 [4 + groups * 2 * progs (+ profile)], module doc; zero but [2] = INT32_MAX
     T, B, H, K, D, progs, spin_limit,
     CELL: tl.constexpr, G: tl.constexpr, GP: tl.constexpr, S: tl.constexpr,
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
@@ -408,7 +462,7 @@ def split_forward_kernel(
     SLICES_P2: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
-    ABLATE: tl.constexpr = 0,
+    ABLATE: tl.constexpr = 0, PROFILE: tl.constexpr = 0,
 ):
     WAITS: tl.constexpr = keeps(ABLATE, ABLATE_NO_WAIT)
     FENCED: tl.constexpr = keeps(ABLATE, ABLATE_NO_FENCE)
@@ -447,8 +501,13 @@ def split_forward_kernel(
     if VARLEN:
         lens = tl.load(len_ptr + offs_b, mask=mask_b, other=0)
     alive = 1
+    spent_step = tl.zeros([], tl.int64)  # PROFILE: cycles summed over the steps
+    spent_wait = spent_step
+    spent_release = spent_step
 
     for step in range(T):
+        if PROFILE:
+            step_start = clock64()
         t = step + d * (T - 1 - 2 * step)  # forward: step; reverse: T - 1 - step
         t64 = t.to(tl.int64)
         valid = (mask_b & (t < lens))[None, :]
@@ -460,8 +519,8 @@ def split_forward_kernel(
         x0, x1, x2, x3 = load_input_projection(xp_ptr, n_own, col, mask_b, H, G, BLOCK_N,
                                                ACC_DTYPE)
         if WAITS:
-            alive = wait_for_group(flags_out, progs, step, alive, spin_limit, sync_ptr, step,
-                                   SLICES_P2)
+            alive, spent_wait = timed_wait(flags_out, progs, step, alive, spin_limit, sync_ptr,
+                                           step, spent_wait, SLICES_P2, PROFILE)
         # the cell output of every owned slice
         c, h_cell_own = forward_cell(
             n_own, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr,
@@ -488,11 +547,12 @@ def split_forward_kernel(
                 tl.store(sc_ptrs, c_sl, mask=sc_mask)
                 if not PROJ:
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
-        publish(flags_cell + pid_n, step + 1, FENCED)
+        spent_release = timed_publish(flags_cell + pid_n, step + 1, spent_release, FENCED,
+                                      PROFILE)
         if PROJ:  # h = W_hr hh, once every cell output of the step is out
             if WAITS:
-                alive = wait_for_group(flags_cell, progs, step + 1, alive, spin_limit,
-                                       sync_ptr, step, SLICES_P2)
+                alive, spent_wait = timed_wait(flags_cell, progs, step + 1, alive, spin_limit,
+                                               sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
             if pid_n < n_out:
                 h_own = forward_projection(
                     n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
@@ -508,10 +568,16 @@ def split_forward_kernel(
                         0, True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
                         PRECISION)
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
-            publish(flags_out + pid_n, step + 1, FENCED)
+            spent_release = timed_publish(flags_out + pid_n, step + 1, spent_release, FENCED,
+                                          PROFILE)
+        if PROFILE:
+            spent_step += clock64() - step_start
 
     store_state(c_ptr, H, state_col, n_own, mask_b, c, BLOCK_N)
     store_state(h_ptr, K, state_col, n_own, mask_b, h_own, BLOCK_N)  # none past K's slices
+    if PROFILE:
+        store_profile(sync_ptr, group, pid_n, progs, T, B, D, spent_step, spent_wait,
+                      spent_release, BLOCK_B)
 
 
 # -- backward --------------------------------------------------------------------------
@@ -618,6 +684,7 @@ def split_backward_kernel(
     STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr, STREAM_STAGES: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    PROFILE: tl.constexpr = 0,
 ):
     pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
     flags_in = sync_ptr + FLAGS_AT + group * 2 * progs  # projection: dh_t + dy_t out
@@ -663,8 +730,13 @@ def split_backward_kernel(
         0, n_own, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64, d64, mask_b,
         lens, state_col, H, K, CELL, S, HAS_DY, HAS_H0, HAS_C0, PROJ, BLOCK_N, BLOCK_B,
         ACC_DTYPE)
+    spent_step = tl.zeros([], tl.int64)  # PROFILE: cycles summed over the steps
+    spent_wait = spent_step
+    spent_release = spent_step
 
     for step in range(T):
+        if PROFILE:
+            step_start = clock64()
         _, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
             step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
         slot_parts = group_parts + parts_slot * (step % 2)
@@ -692,9 +764,10 @@ def split_backward_kernel(
                     tl.store(dhx_ptr + state_col * K + k_rows, tot, mask=sk_mask)
                     tl.store(dhs_ptr + seq_col * K + k_rows,
                              tl.where(valid, tot, 0.0).to(dhs_ptr.dtype.element_ty), mask=sk_mask)
-            publish(flags_in + pid_n, step + 1)
-            alive = wait_for_group(flags_in, progs, step + 1, alive, spin_limit, sync_ptr, step,
-                                   SLICES_P2)
+            spent_release = timed_publish(flags_in + pid_n, step + 1, spent_release, True,
+                                          PROFILE)
+            alive, spent_wait = timed_wait(flags_in, progs, step + 1, alive, spin_limit,
+                                           sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
             dh_cell = rows_times_state(r0, r1, r2, r3, wr_base, offs_own.to(tl.int64),
                                        offs_own < H, 1, H, dhx_ptr, state_col, mask_b, K,
                                        RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_N, BLOCK_B,
@@ -742,14 +815,14 @@ def split_backward_kernel(
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
-        publish(flags_part + pid_n, step + 1)
+        spent_release = timed_publish(flags_part + pid_n, step + 1, spent_release, True, PROFILE)
         if not PROJ:  # the next step's loads, while the others finish this one
             dy_n, a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_inputs(
                 step + 1, n_own, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64,
                 d64, mask_b, lens, state_col, H, K, CELL, S, HAS_DY, HAS_H0, HAS_C0, PROJ,
                 BLOCK_N, BLOCK_B, ACC_DTYPE)
-        alive = wait_for_group(flags_part, progs, step + 1, alive, spin_limit, sync_ptr, step,
-                               SLICES_P2)
+        alive, spent_wait = timed_wait(flags_part, progs, step + 1, alive, spin_limit,
+                                       sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
             rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, n_own, n_cell, K,
@@ -769,6 +842,11 @@ def split_backward_kernel(
                     rec += tl.load(sd_ptrs, mask=sd_mask, other=0.0)
                 tl.store(sh_ptrs, tl.where(valid, rec, tl.load(sh_ptrs, mask=sh_mask, other=0.0)),
                          mask=sh_mask)
+        if PROFILE:
+            spent_step += clock64() - step_start
 
     store_state(dc_ptr, H, state_col, n_own, mask_b, dc, BLOCK_N)
     store_state(dh_ptr, K, state_col, n_own, mask_b, dh, BLOCK_N)  # none past K's slices
+    if PROFILE:
+        store_profile(sync_ptr, group, pid_n, progs, T, B, D, spent_step, spent_wait,
+                      spent_release, BLOCK_B)

@@ -99,6 +99,48 @@ def test_fp64_split_kernels_compile(tmp_path):
         [(r["kernel"], r["cell"], r.get("error")) for r in records]
 
 
+PROFILED_COMPARE = """
+import json, sys
+from bench.compile_report import add_time_loop, compile_job
+from tritonrnn.kernels import cells, config
+import torch
+plan = config.default_plan(cells.lookup("LSTM").code, 256, 256, torch.float16).as_dict()
+out = []
+for kernel in ("split_forward", "split_backward"):
+    for measure in (None, {"PROFILE": 1}):
+        job = dict(kernel=kernel, cell="LSTM", dtype="fp16", hidden_size=256, proj_size=0,
+                   config=plan, measure=measure)
+        r = add_time_loop(compile_job(job, 90))
+        r.pop("_sass", None)
+        out.append(r)
+json.dump(out, sys.stdout, default=str)
+"""
+
+
+def test_profiled_split_kernels_compile_like_the_shipped_ones(tmp_path):
+    """The step profile (split.py PROFILE, bench/calibrate.py's step_profile) must time the
+    kernels that ship: compiled for sm_90 each adds cycle-counter reads and nothing the time
+    loop would wait on: no spills, the same global loads and dependent round trips, barriers
+    and fences a step (LSTM fp16 H = 256, 16 programs; forward and backward)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # a cached kernel has no ptxas report to read
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", PROFILED_COMPARE], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = json.loads(proc.stdout)
+    for shipped, profiled in zip(records[::2], records[1::2]):
+        where = profiled["kernel"]
+        assert shipped["ok"] and profiled["ok"], (where, shipped.get("error"),
+                                                  profiled.get("error"))
+        assert profiled["measure"] == {"PROFILE": 1} and shipped["measure"] is None
+        assert profiled["registers"] > 0 and profiled["spills_bytes"] == 0, where
+        for key in ("ldg_bytes", "dependent_round_trips", "bar_instr", "membar_instr",
+                    "wait_loops"):
+            assert profiled["per_step"][key] == shipped["per_step"][key], (where, key)
+    assert [r["kernel"] for r in records[::2]] == ["split_forward", "split_backward"]
+
+
 def _check_time_loop(r):
     """The per-step columns (bench/sass.py) exist and hold what every recurrence must do per
     step: load the previous h (B x K in at least 2-byte elements, or the batch tile's share),

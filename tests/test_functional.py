@@ -177,6 +177,16 @@ def test_forward_ablation_leaves_out_the_waits(monkeypatch):
             run_layer(functional.recurrent_layer, prob, F64, grads=False)
 
 
+def test_step_profile_needs_a_gpu():
+    """config.profile_split reads the SM's cycle counter, which the interpreter does
+    not have: it refuses at once instead of failing inside a launch (the profiled kernel's
+    compile is checked in tests/test_compile.py)."""
+    with pytest.raises(RuntimeError, match="needs a GPU"):
+        with config.profile_split():
+            pass
+    assert config._split_profiles is None
+
+
 def test_noncontiguous_inputs():
     """x and h0 as transposed views, as a batch_first module hands them over."""
     prob = make_problem("LSTM", T=4, B=3, I=5, H=6, P=4, D=2, h0=True, lengths=(4, 2, 3))

@@ -130,6 +130,12 @@ def test_what_the_summary_reads_back(tmp_path):
     assert gpu_quick.calibrate_found(calibration) == (
         "anchor forward as shipped 3.90 ms, no fence 3.50 ms, no wait 2.00 ms, "
         "no wait no fence 1.70 ms")
+    forward = {"programs": 48, "step": [7000, 7100, 7200], "work": [2000, 2500, 3000],
+               "wait": [3000, 3800, 4500], "release": [700, 800, 900]}
+    calibration.write_text(json.dumps(
+        {"raw": {"step_profile_h768_inference": {"split_forward": forward}}}))
+    assert gpu_quick.calibrate_found(calibration) == (
+        "anchor forward step cycles step 7100, work 2500, wait 3800, release 800")
     assert gpu_quick.calibrate_found(tmp_path / "missing.json") == "no file"
     assert gpu_quick.parity_found(tmp_path / "missing.csv") == "no rows"
     assert gpu_quick.sweep_found(tmp_path / "missing.csv") == "no timings"

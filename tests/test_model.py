@@ -1,6 +1,9 @@
 """bench/model.py's arithmetic on a hand-made per-step record (no compile): the latency chain,
 the low end overlapping the work terms and the high end adding them, the GEMMs and waves of
-a sequence; and --calibrate refusing to run without a GPU."""
+a sequence; --calibrate refusing to run without a GPU, and keeping every part it measured
+when its time runs out."""
+import json
+
 import pytest
 
 from bench import gpu_constants, model
@@ -42,3 +45,31 @@ def test_calibrate_needs_a_gpu(capsys):
     # This tier runs under the interpreter with no CUDA device.
     assert model.main(["--calibrate"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_calibration_keeps_each_part_as_it_is_measured(tmp_path, monkeypatch):
+    """The quick GPU check stops the calibration at its time limit: the file is rewritten
+    after each part, with the constants those parts give, so a stopped run keeps them."""
+    import torch
+    from bench import calibrate
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "a GPU")
+
+    def stopped(repeats=5):
+        yield "chase_cycles_per_hop", [290.0, 286.0, 288.0]
+        yield "chase_ns_per_hop", [145.0, 145.0, 145.0]
+        yield "step_profile_h768_inference", dict(split_forward=dict(
+            programs=48, step=[1, 2, 3], work=[1, 1, 1], wait=[0, 1, 2], release=[0, 0, 0]))
+        raise KeyboardInterrupt  # the time limit's signal, before the rest
+    monkeypatch.setattr(calibrate, "measure", stopped)
+    out = tmp_path / "c.json"
+    with pytest.raises(KeyboardInterrupt):
+        calibrate.main("H200", str(out))
+    record = json.loads(out.read_text())
+    assert set(record["raw"]) == {"chase_cycles_per_hop", "chase_ns_per_hop",
+                                  "step_profile_h768_inference"}
+    assert record["constants"] == {"l2_latency_clk": 288.0, "clock_ghz": 288.0 / 145.0}
+    assert calibrate.profile_text(record["raw"]["step_profile_h768_inference"]) == (
+        "split_forward, 48 programs, cycles a step: step 2 [1-3], work 1 [1-1], wait 1 [0-2], "
+        "release 0 [0-0]")
