@@ -141,6 +141,56 @@ def test_profiled_split_kernels_compile_like_the_shipped_ones(tmp_path):
     assert [r["kernel"] for r in records[::2]] == ["split_forward", "split_backward"]
 
 
+EXCHANGE_TRIPS = """
+import json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from bench import calibrate, sass
+from tritonrnn.kernels.split import split_maxnreg
+aligned = [["tt.divisibility", 16]]
+common = dict(K=768, KC=256, BLOCK_N=16, BLOCK_B=16)  # 48 programs, as the anchor
+kernels = {
+    "h_and_flags": (calibrate._exchange_step_kernel,
+                    {"h_ptr": "*fp16", "flags_ptr": "*i32", "sync_ptr": "*i32",
+                     "out_ptr": "*i64", "steps": "i32", "progs": "i32", "spin_limit": "i32"},
+                    dict(common, SLICES_P2=64, WRITE_H=True, READ_H=True, RELEASE=True), 4),
+    "tagged_h": (calibrate._tagged_exchange_kernel,
+                 {"ring_ptr": "*i32", "out_ptr": "*i64", "steps": "i32", "spin_limit": "i32"},
+                 common, 2),
+}
+out = {}
+for name, (fn, sig, const, pointers) in kernels.items():
+    sig = dict(sig, **{k: "constexpr" for k in const})
+    attrs = {(i,): aligned for i in range(pointers)}
+    compiled = triton.compile(ASTSource(fn, sig, const, attrs),
+                              target=GPUTarget("cuda", 90, 32),
+                              options=dict(num_warps=4, maxnreg=split_maxnreg(4)))
+    out[name] = sass.time_loop_report(sass.disassemble(compiled.asm["cubin"]), 4, {})
+json.dump(out, sys.stdout)
+"""
+
+
+def test_calibration_exchange_kernels_wait_as_the_forward_does(tmp_path):
+    """bench/calibrate.py's exchange-alone kernels at the anchor's 48 programs, compiled for
+    sm_90 as the calibration launches them: the flag exchange waits twice a step (its flag
+    poll, then all of h in one round trip, as the split forward); the tagged one (the flag
+    in the data) polls h itself, at twice the bytes, with no fence. The first H200 visit's
+    exchange kernel had issued its h loads one at a time (README, "Measured on a GPU")."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", EXCHANGE_TRIPS], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flags, tagged = (json.loads(proc.stdout)[k] for k in ("h_and_flags", "tagged_h"))
+    h_bytes = 768 * 16 * 2
+    assert flags["dependent_round_trips"] == 2 and flags["membar_instr"] == 1, flags
+    assert h_bytes <= flags["ldg_bytes"] <= h_bytes + 1024, flags["ldg_bytes"]
+    assert tagged["dependent_round_trips"] <= 2 and tagged["membar_instr"] == 0, tagged
+    assert tagged["ldg_bytes"] == 2 * h_bytes, tagged["ldg_bytes"]
+
+
 def _check_time_loop(r):
     """The per-step columns (bench/sass.py) exist and hold what every recurrence must do per
     step: load the previous h (B x K in at least 2-byte elements, or the batch tile's share),
