@@ -37,6 +37,10 @@ _GH100 = dict(
                        "(Luo et al. 2024 measured mma.sync well below wgmma peak; assumed)"),
     barrier_clk=((20, 40), "BAR.SYNC with all warps arriving together, cycles (assumed, "
                  "microbenchmark order of magnitude)"),
+    issue_clk=((1, 2), "cycles per instruction a warp issues: an SM's 4 schedulers issue one "
+               "instruction a cycle each, so a warp sharing its scheduler with no other "
+               "warp takes at least 1; 2 assumed for its dependent instructions' stalls "
+               "(a few cycles of ALU latency that no other warp hides)"),
     gemm_tflops=((650, 400), "cuBLAS fp16 GEMMs of the input projection and the weight "
                  "gradients (M = B*T): 40-66% of the 989 TFLOP/s dense peak (assumed)"),
 )

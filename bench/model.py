@@ -14,16 +14,18 @@ long as one program's step:
               + waits x exchange cost + CTA barriers x barrier cost
     work    = L2->SM bytes / L2 bandwidth per SM,  threads' shared-memory bytes / smem
               bandwidth,  tensor cores: HMMA FLOPs / HMMA rate + the slower of HGMMA FLOPs /
-              wgmma rate and HGMMA shared-memory operand bytes / smem bandwidth
+              wgmma rate and HGMMA shared-memory operand bytes / smem bandwidth,
+              instruction issue: a warp's instructions x warps per scheduler (4 a SM)
+              x cycles per instruction
     step    = latency + max(work)   (low end: work hidden behind each other)
               latency + sum(work)   (high end: nothing overlaps)
 
 with the low end using every constant's fast value and the high end its slow one. A
 sequence is T steps (times the waves of batch tiles when they do not all fit on the SMs)
 plus the input-projection GEMM (forward) and the dX, dW_ih, dW_hh GEMMs (backward) at the
-stated GEMM rate. What is left out: instruction issue (ALU work, address math), L2 misses
-(W_hh and h stay in the 50 MB L2 at these sizes), launch overhead; the forward uses the
-training form of the kernel (a few more stores than inference).
+stated GEMM rate. What is left out: L2 misses (W_hh and h stay in the 50 MB L2 at these
+sizes), launch overhead; the forward uses the training form of the kernel (a few more stores
+than inference). Instruction issue was left out until 2026-12-01.
 """
 import argparse
 import json
@@ -51,6 +53,16 @@ def _mma_flops(per_step, num_warps):
     return hmma, hgmma
 
 
+SCHEDULERS = 4  # warp schedulers per SM (sm_80, sm_90), each issuing one instruction a cycle
+
+
+def _instructions(per_step):
+    if "instructions" not in per_step:
+        raise ValueError("a compile record without instruction counts (made before "
+                         "2026-12-01): compile it again (python -m bench.compile_report)")
+    return per_step["instructions"]
+
+
 def step_cycles(per_step, num_warps, consts, end):
     """Cycles of one step of one program; `end` 0 (low, fast constants) or 1 (high)."""
     c = {k: v[end] for k, v in consts.items()}
@@ -66,7 +78,8 @@ def step_cycles(per_step, num_warps, consts, end):
         # by the slower of the two
         mma=hmma / c["hmma_flop_per_clk"]
         + max(hgmma / c["hgmma_flop_per_clk"],
-              per_step["hgmma_smem_bytes"] / c["smem_bytes_per_clk"]))
+              per_step["hgmma_smem_bytes"] / c["smem_bytes_per_clk"]),
+        issue=_instructions(per_step) * -(-num_warps // SCHEDULERS) * c["issue_clk"])
     total = latency + (max(work.values()) if end == 0 else sum(work.values()))
     return dict(latency=latency, total=total, **work)
 
@@ -180,13 +193,15 @@ def _counts_line(label, r, consts):
             f"{p['membar_instr']:>6} {p['bar_instr']:>5} {p['ldg_bytes'] / 1024:>8.1f} "
             f"{(p['lds_bytes'] + p['sts_bytes']) / 1024:>8.1f} "
             f"{p['hgmma_smem_bytes'] / 1024:>7.1f} "
-            f"{(hmma + hgmma) / 1e6:>7.2f} {'y' if p['nested_loop_loads_global'] else 'n':>3} "
+            f"{(hmma + hgmma) / 1e6:>7.2f} {_instructions(p):>6.0f} "
+            f"{'y' if p['nested_loop_loads_global'] else 'n':>3} "
             f"{low['total']:>7.0f}-{high['total']:<7.0f} "
             f"(latency {low['latency']:.0f}-{high['latency']:.0f})")
 
 
 COUNTS_HEAD = (f"  {'kernel (per program, step)':<24} {'trips':>6} {'waits':>5} {'fences':>6} "
-               f"{'BAR':>5} {'LDG KiB':>8} {'smem KiB':>8} {'wgmma':>7} {'MFLOP':>7} {'W?':>3} "
+               f"{'BAR':>5} {'LDG KiB':>8} {'smem KiB':>8} {'wgmma':>7} {'MFLOP':>7} "
+               f"{'instr':>6} {'W?':>3} "
                f"{'cycles low-high':>15}")
 
 

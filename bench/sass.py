@@ -18,7 +18,9 @@ program (one CTA), the instructions and bytes that matter:
 - whether a loop nested inside the time loop loads from global memory (weights streamed
   every step rather than kept on chip);
 - dependent global round trips: how many times per step an instruction waits for an
-  outstanding global load (in-order issue: the latency chain the step cannot hide).
+  outstanding global load (in-order issue: the latency chain the step cannot hide);
+- instructions: all of them, per warp (each warp issues the whole body; a scheduler issues
+  at most one a cycle).
 
 How loops are found and counted. Every backward branch in the SASS closes a loop
 [target label, branch]; nesting follows from address ranges. With line information
@@ -220,11 +222,12 @@ def _tally(instructions, weights, num_warps):
     threads = WARP * num_warps
     out = {f"{c}_instr": 0.0 for c in _COUNTED}
     out.update(ldg_bytes=0.0, stg_bytes=0.0, lds_bytes=0.0, sts_bytes=0.0, ldl_bytes=0.0,
-               stl_bytes=0.0, hgmma_smem_bytes=0.0, mma_flops=0.0)
+               stl_bytes=0.0, hgmma_smem_bytes=0.0, mma_flops=0.0, instructions=0.0)
     kinds = {}
     for ins, w in zip(instructions, weights):
         if not w:
             continue
+        out["instructions"] += w  # every instruction a warp issues, of any kind
         c = _classify(ins["op"])
         if c is None:
             continue

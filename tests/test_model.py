@@ -1,7 +1,7 @@
 """bench/model.py's arithmetic on a hand-made per-step record (no compile): the latency chain,
-the low end overlapping the work terms and the high end adding them, the GEMMs and waves of
-a sequence; --calibrate refusing to run without a GPU, and keeping every part it measured
-when its time runs out."""
+the low end overlapping the work terms (instruction issue among them) and the high end
+adding them, the GEMMs and waves of a sequence; --calibrate refusing to run without a GPU,
+and keeping every part it measured when its time runs out."""
 import json
 
 import pytest
@@ -10,7 +10,7 @@ from bench import gpu_constants, model
 
 STEP = dict(dependent_round_trips=10, membar_instr=1, wait_loops=1, bar_instr=4,
             ldg_bytes=64_000, stg_bytes=0, lds_bytes=128_000, sts_bytes=0,
-            hgmma_smem_bytes=0, mma_kinds={"HMMA.16816": 10})
+            hgmma_smem_bytes=0, mma_kinds={"HMMA.16816": 10}, instructions=700)
 RECORD = dict(per_step=STEP, config=dict(num_warps=4, block_b=16), programs_per_group=48)
 
 
@@ -24,8 +24,21 @@ def test_step_cycles():
     assert low["smem"] == high["smem"] == 1000  # 128 KB at 128 B/clk
     flops = 10 * 4096 * 4  # 10 HMMA.16816 per warp, 4 warps
     assert low["mma"] == pytest.approx(flops / consts["hmma_flop_per_clk"][0])
-    assert low["total"] == low["latency"] + max(low["l2"], low["smem"], low["mma"])
-    assert high["total"] == pytest.approx(high["latency"] + high["l2"] + high["smem"] + high["mma"])
+    assert low["issue"] == 700 and high["issue"] == 1400  # 4 warps: one a scheduler
+    assert model.step_cycles(STEP, 8, consts, 0)["issue"] == 1400  # two a scheduler
+    assert low["total"] == low["latency"] + max(low["l2"], low["smem"], low["mma"],
+                                                low["issue"])
+    assert high["total"] == pytest.approx(high["latency"] + high["l2"] + high["smem"]
+                                          + high["mma"] + high["issue"])
+
+
+def test_records_without_instruction_counts_are_refused():
+    """A compile record made before instructions were counted would leave issue out of the
+    estimate without saying so: the model refuses it."""
+    consts = gpu_constants.constants("H100")
+    old = {k: v for k, v in STEP.items() if k != "instructions"}
+    with pytest.raises(ValueError, match="compile it again"):
+        model.step_cycles(old, 4, consts, 0)
 
 
 def test_sequence_scales_with_steps_and_waves():

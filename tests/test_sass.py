@@ -68,6 +68,9 @@ def test_time_loop_counts(tmp_path):
     # the HMMA waits for the nested loop's load (3 times a step), the 16-byte load having
     # arrived by then; the STG reads the poll's register, whose load only runs when spinning
     assert r["dependent_round_trips"] == 3
+    # every instruction a warp issues a step: the 16-byte load, the nested loop's 4 three
+    # times, the 7 after the wait loop (whose 3 only run when it spins)
+    assert r["instructions"] == 1 + 3 * 4 + 7
 
 
 def test_unknown_nested_loop_is_listed(tmp_path):
