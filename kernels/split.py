@@ -320,7 +320,7 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 
 
 @triton.jit
-def sum_partials(tile_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+def sum_partials(tile_parts, n0, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                  SUM_SLICES: tl.constexpr):
     """dh_{t-1} [BLOCK_N, BLOCK_B] at rows n0 + [0, BLOCK_N) of K: the sum of every slice's
     partial product, in slice order (so bitwise the same whatever the number of programs).
@@ -334,19 +334,28 @@ def sum_partials(tile_parts, n0, n_slices, K, BLOCK_B: tl.constexpr, BLOCK_N: tl
     no conversion. (A [slices, K, BLOCK_B] layout summed across threads left dh, and every
     elementwise tile of the step with it, replicated over the threads that had held the
     slices, 16 copies at LSTM H=768, with per-element offsets held across the time loop:
-    that spilled.) The loads are independent and go out together, SUM_BATCH at a time."""
+    that spilled.) The loads are independent and go out together, SUM_BATCH at a time.
+    SUM_SLICES is the number of slices (the launcher's layout.n_slices, cdiv(H, BLOCK_N)):
+    up to SUM_BATCH of them, the loads are unrolled with no test of the slice (it cost a
+    predicate and a zeroed register per load: LSTM fp16 H=768 sm_90, 48 LOP3 and 22 CS2R
+    a step)."""
     offs_k = n0 + tl.arange(0, BLOCK_N)
     inner = tl.arange(0, BLOCK_N)[:, None] + tl.arange(0, BLOCK_B)[None, :] * BLOCK_N
     rows_ok = (offs_k < K)[:, None]
     acc = tl.zeros([BLOCK_N, BLOCK_B], tile_parts.dtype.element_ty)
-    BATCH: tl.constexpr = min(SUM_SLICES, SUM_BATCH)
-    for s0 in tl.range(0, SUM_SLICES, BATCH, num_stages=1):
-        for j in tl.static_range(BATCH):
-            s = s0 + j
-            # the slice test as a vector: a scalar bool in a mask breaks the interpreter
-            slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < n_slices)[:, None]
-            acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok & slice_ok,
+    if SUM_SLICES <= SUM_BATCH:
+        for s in tl.static_range(SUM_SLICES):
+            acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok,
                            other=0.0, volatile=True)
+    else:
+        BATCH: tl.constexpr = SUM_BATCH
+        for s0 in tl.range(0, SUM_SLICES, BATCH, num_stages=1):
+            for j in tl.static_range(BATCH):
+                s = s0 + j
+                # the slice test as a vector: a scalar bool in a mask breaks the interpreter
+                slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < SUM_SLICES)[:, None]
+                acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner),
+                               mask=rows_ok & slice_ok, other=0.0, volatile=True)
     return acc
 
 
@@ -700,10 +709,13 @@ def split_backward_kernel(
     n_rec = tl.cdiv(K, BLOCK_N)
     n_own = pid_n * BLOCK_N
     # parts of this group, per slot: [tiles of K, slices, BLOCK_B, BLOCK_N]. Offsets within
-    # them are int32 unless WIDE_PARTS (tiles * slices * BLOCK_B * BLOCK_N >= 2^31)
-    tile_stride = n_cell * BLOCK_N * BLOCK_B
+    # them are int32 unless WIDE_PARTS (tiles * slices * BLOCK_B * BLOCK_N >= 2^31). The
+    # tiles' stride is a constant (SUM_SLICES = n_cell), so the partials' store offsets are
+    # too: computed per element from a run-time stride they took 92 IMAD a step (LSTM fp16
+    # H=768, sm_90).
+    tile_stride = SUM_SLICES * BLOCK_N * BLOCK_B
     if WIDE_PARTS:
-        tile_stride = tile_stride.to(tl.int64)
+        tile_stride = tl.full([], SUM_SLICES * BLOCK_N * BLOCK_B, tl.int64)
     group_size = n_rec.to(tl.int64) * n_cell * BLOCK_N * BLOCK_B
     group_parts = parts_ptr + group.to(tl.int64) * group_size
     parts_slot = ((B + BLOCK_B - 1) // BLOCK_B * D).to(tl.int64) * group_size
@@ -743,6 +755,11 @@ def split_backward_kernel(
         if PROJ:
             dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
                                   ACC_DTYPE)
+            # the saved values go out before the exchange's wait, which they do not need
+            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         else:  # this step's dy and saved values were loaded during the last step's wait
             dh_total = dh + dy_n
             a0, a1, a2, a3, c_t, c_prev, h_prev = a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n
@@ -774,11 +791,6 @@ def split_backward_kernel(
                                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
         else:
             dh_cell = dh_total
-        if PROJ:
-            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
-                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
-                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
-                BLOCK_N, BLOCK_B, ACC_DTYPE)
         dc, direct = backward_cell(
             n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
             dxp_ptr, dhg_ptr, slot_parts + pid_n * BLOCK_N * BLOCK_B, tile_stride, col, seq_col,
@@ -825,7 +837,7 @@ def split_backward_kernel(
                                        sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
-            rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, n_own, n_cell, K,
+            rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, n_own, K,
                                BLOCK_B, BLOCK_N, SUM_SLICES)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
@@ -834,8 +846,8 @@ def split_backward_kernel(
             for sl in range(pid_n + progs, n_rec, progs):
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
-                rec = sum_partials(slot_parts + tl.cast(sl, tl.int64) * tile_stride, n0, n_cell,
-                                   K, BLOCK_B, BLOCK_N, SUM_SLICES)
+                rec = sum_partials(slot_parts + tl.cast(sl, tl.int64) * tile_stride, n0, K,
+                                   BLOCK_B, BLOCK_N, SUM_SLICES)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)
