@@ -80,8 +80,11 @@ SAVED = {c.code: c.saved for c in CELLS}
 @triton.jit
 def sigmoid(x):
     # exp of a non-positive number only: no overflow for large |x|, exact limits at +-inf.
+    # One division: sigmoid(-|x|) = e / (1 + e) = e * sigmoid(|x|). (The second division
+    # cost about one instruction an element: AOT, LSTM fp16 forwards, sm_80 and sm_90.)
     e = tl.exp(-tl.abs(x))
-    return tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    r = 1.0 / (1.0 + e)
+    return tl.where(x >= 0, r, e * r)
 
 
 @triton.jit
