@@ -755,11 +755,6 @@ def split_backward_kernel(
         if PROJ:
             dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
                                   ACC_DTYPE)
-            # the saved values go out before the exchange's wait, which they do not need
-            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
-                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
-                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
-                BLOCK_N, BLOCK_B, ACC_DTYPE)
         else:  # this step's dy and saved values were loaded during the last step's wait
             dh_total = dh + dy_n
             a0, a1, a2, a3, c_t, c_prev, h_prev = a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n
@@ -791,6 +786,11 @@ def split_backward_kernel(
                                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
         else:
             dh_cell = dh_total
+        if PROJ:  # after the exchange: sent before its wait they spilled (tf32, sm_80: 16-32 B)
+            a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
+                n_own, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col,
+                prev_seq_col, state_col, mask_b, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, PROJ,
+                BLOCK_N, BLOCK_B, ACC_DTYPE)
         dc, direct = backward_cell(
             n_own, dc, dh_cell, a0, a1, a2, a3, c_t, c_prev, h_prev, w0, w1, w2, w3, w_base,
             dxp_ptr, dhg_ptr, slot_parts + pid_n * BLOCK_N * BLOCK_B, tile_stride, col, seq_col,
