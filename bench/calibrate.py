@@ -116,6 +116,29 @@ def _smem_stream_kernel(w_ptr, h_ptr, out_ptr, iters, M: tl.constexpr, N: tl.con
     tl.store(out_ptr + M * N, (stop - start).to(tl.float32))
 
 
+@triton.jit
+def _own_units(BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
+    """(units, batch, batch mask, made-up h [BLOCK_N, BLOCK_B] fp16) of this program of an
+    exchange kernel: it owns units pid * BLOCK_N + [0, BLOCK_N) of h."""
+    units = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    batch = tl.arange(0, BLOCK_B)
+    return units, batch, batch < BLOCK_B, (units[:, None] + batch[None, :]).to(tl.float16)
+
+
+@triton.jit
+def _next_h(total, units):
+    """The program's next h, made to depend on all of h just read (its column sums)."""
+    return (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)
+
+
+@triton.jit
+def _report(out_ptr, start, alive):
+    """out[2 pid]: the program's cycles since `start`; out[2 pid + 1]: 1 if a wait gave up."""
+    pid = tl.program_id(0)
+    tl.store(out_ptr + 2 * pid, clock64() - start)
+    tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
+
+
 @triton.jit(do_not_specialize=["steps", "progs"])  # the warm-up launch compiles the timed one
 def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spin_limit,
                           K: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -127,10 +150,7 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
     K / KC chunks [KC, BLOCK_B], all loaded before the first is used. READ_H without WRITE_H
     reads a ring nobody writes: what loading h costs when no other SM has just written it."""
     pid = tl.program_id(0)
-    units = pid * BLOCK_N + tl.arange(0, BLOCK_N)
-    batch = tl.arange(0, BLOCK_B)
-    mask_b = batch < BLOCK_B
-    h_mine = (units[:, None] + batch[None, :]).to(tl.float16)   # [BLOCK_N, BLOCK_B]
+    units, batch, mask_b, h_mine = _own_units(BLOCK_N, BLOCK_B)
     total = tl.zeros([BLOCK_B], tl.float32)
     alive = tl.full([], 1, tl.int32)
     start = clock64()
@@ -148,10 +168,8 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
                                                 K),)
             for i in tl.static_range(K // KC):
                 total += tl.sum(chunks[i].to(tl.float32), axis=0)
-            h_mine = (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)  # depends on h_t
-    stop = clock64()
-    tl.store(out_ptr + 2 * pid, stop - start)
-    tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
+            h_mine = _next_h(total, units)
+    _report(out_ptr, start, alive)
 
 
 @triton.jit
@@ -180,11 +198,7 @@ def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexp
     atomic), so a consumer that sees the step's tag sees its h: no flags, no fence, one
     round trip when everything has arrived, at twice the bytes of h. The ring is as safe as
     the flag ring (a slot is rewritten only after every program read it)."""
-    pid = tl.program_id(0)
-    units = pid * BLOCK_N + tl.arange(0, BLOCK_N)
-    batch = tl.arange(0, BLOCK_B)
-    mask_b = batch < BLOCK_B
-    h_mine = (units[:, None] + batch[None, :]).to(tl.float16)   # [BLOCK_N, BLOCK_B]
+    units, batch, mask_b, h_mine = _own_units(BLOCK_N, BLOCK_B)
     total = tl.zeros([BLOCK_B], tl.float32)
     alive = tl.full([], 1, tl.int32)
     start = clock64()
@@ -201,10 +215,8 @@ def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexp
             h, ok = _tagged_until_fresh(words[i], where, tag, spin_limit * alive)
             total += tl.sum(h, axis=0)
             alive = alive * ok
-        h_mine = (total[None, :] * 1e-6 + units[:, None]).to(tl.float16)  # depends on h_t
-    stop = clock64()
-    tl.store(out_ptr + 2 * pid, stop - start)
-    tl.store(out_ptr + 2 * pid + 1, (1 - alive).to(tl.int64))
+        h_mine = _next_h(total, units)
+    _report(out_ptr, start, alive)
 
 
 EXCHANGE_STEPS = 4096
@@ -214,59 +226,61 @@ EXCHANGE_PROGRAMS = (8, 48, 128)
 TAGGED_PROGRAMS = (8, 48)
 
 
-def exchange_step_cycles(progs, write_h, read_h, release=True, steps=EXCHANGE_STEPS):
+def _timed_exchange(kernel, progs, args, zeroed, out, sync, meta, steps, what):
     """(clock64 cycles per step, the slowest program's; ns per step by CUDA events) of
-    _exchange_step_kernel with `progs` programs (release=False: the flag stored relaxed,
-    with no fence, to time what the fence costs)."""
+    `kernel` run by `progs` programs for `steps` steps (args(steps): its positional
+    arguments; meta: its constexprs and options), after an 8-step launch that compiles it;
+    `zeroed` buffers are reset in between. out: the kernel's [progs, 2] int64 report
+    (_report); sync: sync words whose [1] says a wait gave up, or None."""
     import torch
-    dev = torch.device("cuda")
-    block_n, block_b = 16, 16
-    K = block_n * progs
-    h = torch.zeros(2 * block_b * K, dtype=torch.float16, device=dev)
-    flags = torch.zeros(progs, dtype=torch.int32, device=dev)
-    sync = torch.zeros(4, dtype=torch.int32, device=dev)
-    out = torch.zeros(2 * progs, dtype=torch.int64, device=dev)
-    p2 = triton.next_power_of_2(progs)
-    # maxnreg as the split kernels': under ptxas's default cap (40 registers) the h loads
-    # went out two or three at a time, several round trips (AOT, sm_90), not the forward's one
-    args = dict(K=K, KC=min(K, 256), BLOCK_N=block_n, BLOCK_B=block_b, SLICES_P2=p2,
-                WRITE_H=write_h, READ_H=read_h, RELEASE=release, num_warps=4,
-                maxnreg=split_maxnreg(4))
-    _exchange_step_kernel[(progs,)](h, flags, sync, out, 8, progs, SPIN_LIMIT, **args)  # compile
-    flags.zero_()
-    sync.zero_()
+    kernel[(progs,)](*args(8), **meta)
+    for b in zeroed:
+        b.zero_()
     begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     begin.record()
-    _exchange_step_kernel[(progs,)](h, flags, sync, out, steps, progs, SPIN_LIMIT, **args)
+    kernel[(progs,)](*args(steps), **meta)
     end.record()
     torch.cuda.synchronize()
-    if sync[1].item() or out[1::2].sum().item():
-        raise RuntimeError(f"exchange step, {progs} programs: a wait exceeded its spin limit "
+    if (sync is not None and sync[1].item()) or out[1::2].sum().item():
+        raise RuntimeError(f"{what}, {progs} programs: a wait exceeded its spin limit "
                            "(programs not co-resident, or another process holding the SMs?)")
     return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
 
 
-def tagged_exchange_cycles(progs, steps=EXCHANGE_STEPS):
-    """exchange_step_cycles for _tagged_exchange_kernel (the flag in the data)."""
+def _exchange_meta(progs):
+    """Constexprs and options both exchange kernels take: 16 units and 16 batch rows a
+    program, K = 16 progs read in chunks of up to 256, and the split kernels' register cap
+    (under ptxas's default, 40 registers, the h loads went out two or three at a time:
+    several round trips, AOT, sm_90, not the forward's one)."""
+    K = 16 * progs
+    return dict(K=K, KC=min(K, 256), BLOCK_N=16, BLOCK_B=16, num_warps=4,
+                maxnreg=split_maxnreg(4))
+
+
+def exchange_step_cycles(progs, write_h, read_h, release=True, steps=EXCHANGE_STEPS):
+    """_timed_exchange of _exchange_step_kernel (release=False: the flag stored relaxed,
+    with no fence, to time what the fence costs)."""
     import torch
-    block_n, block_b = 16, 16
-    K = block_n * progs
-    ring = torch.zeros(2 * block_b * K, dtype=torch.int32, device="cuda")
+    meta = dict(_exchange_meta(progs), SLICES_P2=triton.next_power_of_2(progs),
+                WRITE_H=write_h, READ_H=read_h, RELEASE=release)
+    h = torch.zeros(2 * 16 * meta["K"], dtype=torch.float16, device="cuda")
+    flags = torch.zeros(progs, dtype=torch.int32, device="cuda")
+    sync = torch.zeros(4, dtype=torch.int32, device="cuda")
     out = torch.zeros(2 * progs, dtype=torch.int64, device="cuda")
-    args = dict(K=K, KC=min(K, 256), BLOCK_N=block_n, BLOCK_B=block_b, num_warps=4,
-                maxnreg=split_maxnreg(4))  # as exchange_step_cycles
-    _tagged_exchange_kernel[(progs,)](ring, out, 8, SPIN_LIMIT, **args)  # compile
-    ring.zero_()
-    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    begin.record()
-    _tagged_exchange_kernel[(progs,)](ring, out, steps, SPIN_LIMIT, **args)
-    end.record()
-    torch.cuda.synchronize()
-    if out[1::2].sum().item():
-        raise RuntimeError(f"tagged exchange, {progs} programs: a wait exceeded its spin "
-                           "limit (programs not co-resident, or another process holding the "
-                           "SMs?)")
-    return out[0::2].max().item() / steps, begin.elapsed_time(end) * 1e6 / steps
+    return _timed_exchange(_exchange_step_kernel, progs,
+                           lambda n: (h, flags, sync, out, n, progs, SPIN_LIMIT),
+                           [flags, sync], out, sync, meta, steps, "exchange step")
+
+
+def tagged_exchange_cycles(progs, steps=EXCHANGE_STEPS):
+    """_timed_exchange of _tagged_exchange_kernel (the flag in the data)."""
+    import torch
+    meta = _exchange_meta(progs)
+    ring = torch.zeros(2 * 16 * meta["K"], dtype=torch.int32, device="cuda")
+    out = torch.zeros(2 * progs, dtype=torch.int64, device="cuda")
+    return _timed_exchange(_tagged_exchange_kernel, progs,
+                           lambda n: (ring, out, n, SPIN_LIMIT), [ring], out, None, meta,
+                           steps, "tagged exchange")
 
 
 def anchor_forward_ablation():
