@@ -15,7 +15,7 @@ long as one program's step:
     work    = L2->SM bytes / L2 bandwidth per SM,  threads' shared-memory bytes / smem
               bandwidth,  tensor cores: HMMA FLOPs / HMMA rate + the slower of HGMMA FLOPs /
               wgmma rate and HGMMA shared-memory operand bytes / smem bandwidth,
-              instruction issue: a warp's instructions x warps per scheduler (4 a SM)
+              instruction issue: a warp's instructions x warps per scheduler (4 an SM)
               x cycles per instruction
     step    = latency + max(work)   (low end: work hidden behind each other)
               latency + sum(work)   (high end: nothing overlaps)
