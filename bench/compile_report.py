@@ -538,6 +538,17 @@ def format_time_loops(records):
     return "\n".join(lines)
 
 
+FORM_CHOICES = ("main", "all", "fused", "split_forward", "split_backward")  # --forms
+
+
+def form_set(choice):
+    """The kernel forms a --forms choice compiles."""
+    from tritonrnn.kernels.compile_specs import KERNEL_FORMS, MAIN_FORMS, kernel_forms
+    return {"main": MAIN_FORMS, "all": KERNEL_FORMS, "fused": kernel_forms(False, False),
+            "split_forward": ("split_forward", "split_forward_multi"),
+            "split_backward": ("split_backward", "split_backward_multi")}[choice]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="sm_80,sm_90", help="comma-separated, e.g. sm_80,sm_90")
@@ -555,10 +566,12 @@ def main(argv=None):
                              "form, the split regime's multi-slice forms included")
     parser.add_argument("--quick", action="store_true",
                         help="the default: quick hidden sizes, shipped configs, main forms")
-    parser.add_argument("--forms", choices=("main", "all", "fused"), default=None,
+    parser.add_argument("--forms", choices=FORM_CHOICES, default=None,
                         help="main: the forms ordinary sizes launch; all: also the split "
                              "regime's multi-slice forms (more hidden slices than SMs); "
-                             "fused: the fused regime's alone")
+                             "fused: the fused regime's alone; split_forward, "
+                             "split_backward: that split kernel's main and multi-slice forms "
+                             "(after a change to one of them)")
     parser.add_argument("--json", default=None, help="write the records as a JSON list here")
     parser.add_argument("--prune-from", nargs="+", default=None, metavar="JSON",
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
@@ -603,12 +616,9 @@ def main(argv=None):
         parser.error("unset TRITON_INTERPRET: kernels defined under the interpreter cannot be compiled")
     if args.full and args.quick:
         parser.error("--full or --quick, not both")
-    from tritonrnn.kernels import compile_specs, pruning
     hiddens = (tuple(int(h) for h in args.hidden.split(",")) if args.hidden
                else FULL_HIDDEN if args.full else QUICK_HIDDEN)
-    forms = args.forms or ("all" if args.full else "main")
-    forms = {"all": compile_specs.KERNEL_FORMS, "main": compile_specs.MAIN_FORMS,
-             "fused": compile_specs.kernel_forms(False, False)}[forms]
+    forms = form_set(args.forms or ("all" if args.full else "main"))
     scope = args.scope or ("selectable" if args.full else "shipped")
     archs = _parse_arch(args.arch)
     known = []
