@@ -154,15 +154,23 @@ def plan(cell, hidden, width, dtype, batch=None, device=None):
 def multi_slice_plan(cell, hidden, width, dtype):
     """The split plan for a GPU with fewer SMs than the chosen plan has hidden slices: of the
     candidates that also compile clean in the multi-slice forms, the one with the widest
-    slices (so the fewest per program; the first such in candidate order)."""
+    slices (so the fewest per program; the first such in candidate order). Where none does
+    (the projected LSTM in TF32 at H = 512: every candidate spills there, AOT, 2026-12-01),
+    the widest split candidate all the same: slower, not wrong."""
     return _multi_slice_plan(cell, hidden, width, dtype, math_dtype_name(dtype))
+
+
+def multi_slice_candidates(cell, hidden, width, dtype):
+    """The split candidates that compile clean in the multi-slice forms too."""
+    from .pruning import is_pruned
+    return [p for p in candidates(cell, hidden, width, dtype) if p.split and not
+            is_pruned(cell, width != hidden, math_dtype_name(dtype), p, multi_slice=True)]
 
 
 @functools.lru_cache(maxsize=None)
 def _multi_slice_plan(cell, hidden, width, dtype, math_name):
-    from .pruning import is_pruned
-    clean = [p for p in candidates(cell, hidden, width, dtype)
-             if p.split and not is_pruned(cell, width != hidden, math_name, p, multi_slice=True)]
+    clean = (multi_slice_candidates(cell, hidden, width, dtype)
+             or [p for p in candidates(cell, hidden, width, dtype) if p.split])
     if not clean:
         raise RuntimeError(f"no multi-slice launch configuration fits cell {cell}, hidden "
                            f"{hidden}, width {width}, {dtype}: every candidate is pruned")

@@ -54,7 +54,8 @@ def test_installed_versions_additions_never_selectable(monkeypatch):
                     (e, hidden)
             elif e["forms"] == "all":
                 assert not _selectable(plan, cell, hidden, width, dtype)
-            elif plan.split and plan.block_h <= config.block(hidden):
+            elif plan.split and plan.block_h <= config.block(hidden) and \
+                    config.multi_slice_candidates(cell, hidden, width, dtype):
                 assert plan != config.multi_slice_plan(cell, hidden, width, dtype)
 
 
