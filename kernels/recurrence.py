@@ -72,16 +72,29 @@ def partials_shape(layout, n_groups, K):
             plan.block_h)
 
 
-def _split_launch(layout, code, B, H, K, D, device, backward, profiled=False):
+def _split_launch(layout, code, B, H, K, D, device, backward):
     """(grid, sync words, launch meta) of a split-regime launch under `layout` (decided by
-    config.launch): the zeroed ticket/status/flag words (and, `profiled`, the profile's)."""
+    config.launch): the zeroed ticket/status/flag words, and within config.profile_split
+    the profile's words and PROFILE in the meta (a measurement's hook)."""
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
+    profiled = config._split_profiles is not None
     words = FLAGS_AT.value + n_groups * 2 * layout.progs
     if profiled:
         words += n_groups * layout.progs * PROFILE_WORDS.value
     sync = torch.zeros(words, dtype=torch.int32, device=device)
     sync[2] = torch.iinfo(torch.int32).max  # first step a wait gave up at: none yet
-    return (layout.progs * n_groups,), sync, split_meta(layout, code, H, K, backward)
+    meta = split_meta(layout, code, H, K, backward)
+    if profiled:
+        meta["PROFILE"] = 1
+    return (layout.progs * n_groups,), sync, meta
+
+
+def _after_split_launch(sync, grid, layout, meta, kernel):
+    """Raise if the launch's programs gave up waiting (_check_waits); keep a profiled
+    launch's step means (_keep_profile)."""
+    _check_waits(sync, layout, kernel.removeprefix("split_"))
+    if meta.get("PROFILE"):
+        _keep_profile(sync, grid, layout, kernel)
 
 
 def _keep_profile(sync, grid, layout, kernel):
@@ -149,12 +162,9 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    profiled = config._split_profiles is not None  # measurement hooks: config.py
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False, profiled)
-    if config._split_ablation:
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False)
+    if config._split_ablation:  # a measurement's hook (config.ablate_split_forward)
         meta["ABLATE"] = config._split_ablation
-    if profiled:
-        meta["PROFILE"] = 1
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     ring = torch.zeros((2, D, B, K), dtype=dtype, device=dev)  # h in the storage dtype
@@ -172,9 +182,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         h_work, sync, T, B, H, K, D, layout.progs, config.SPIN_LIMIT,
         **dict(flags, **meta))
     launches.record("split_forward")
-    _check_waits(sync, layout, "forward")
-    if profiled:
-        _keep_profile(sync, grid, layout, "split_forward")
+    _after_split_launch(sync, grid, layout, meta, "split_forward")
     h_n.copy_(h_work)
     if c_n is not None:
         c_n.copy_(c_work)
@@ -216,10 +224,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    profiled = config._split_profiles is not None
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True, profiled)
-    if profiled:
-        meta["PROFILE"] = 1
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True)
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
@@ -237,9 +242,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         opt(dhs), parts, dhx, dc_work, dh_work, sync, T, B, H, K, D, layout.progs,
         config.SPIN_LIMIT, **dict(flags, **meta))
     launches.record("split_backward")
-    _check_waits(sync, layout, "backward")
-    if profiled:
-        _keep_profile(sync, grid, layout, "split_backward")
+    _after_split_launch(sync, grid, layout, meta, "split_backward")
     dh0.copy_(dh_work[0])
     if dc0 is not None:
         dc0.copy_(dc_work)
