@@ -132,6 +132,16 @@ def _next_h(total, units):
 
 
 @triton.jit
+def _load_ring_chunks(slot, batch, mask_b, K: tl.constexpr, KC: tl.constexpr):
+    """All of a ring slot's h as the forward's resident chunks load it: K / KC tiles
+    [KC, BLOCK_B], every load issued before any is used (one round trip)."""
+    chunks = ()
+    for i in tl.static_range(K // KC):
+        chunks = chunks + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC), K),)
+    return chunks
+
+
+@triton.jit
 def _report(out_ptr, start, alive):
     """out[2 pid]: the program's cycles since `start`; out[2 pid + 1]: 1 if a wait gave up."""
     pid = tl.program_id(0)
@@ -162,10 +172,7 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
         alive = wait_for_group(flags_ptr, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
         if READ_H:  # all of h_t, as the forward's resident chunks load it: one round trip
-            chunks = ()
-            for i in tl.static_range(K // KC):
-                chunks = chunks + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC),
-                                                K),)
+            chunks = _load_ring_chunks(slot, batch, mask_b, K, KC)
             for i in tl.static_range(K // KC):
                 total += tl.sum(chunks[i].to(tl.float32), axis=0)
             h_mine = _next_h(total, units)
@@ -207,9 +214,7 @@ def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexp
         tag = (step + 1) % 65536
         bits = h_mine.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
         tl.store(slot + batch[None, :] * K + units[:, None], bits | (tag << 16))
-        words = ()  # every chunk's first load goes out before any is polled: one round trip
-        for i in tl.static_range(K // KC):
-            words = words + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC), K),)
+        words = _load_ring_chunks(slot, batch, mask_b, K, KC)  # polled only once all are out
         for i in tl.static_range(K // KC):
             where = slot + batch[None, :] * K + (i * KC + tl.arange(0, KC))[:, None]
             h, ok = _tagged_until_fresh(words[i], where, tag, spin_limit * alive)
