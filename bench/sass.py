@@ -115,8 +115,13 @@ def _source_loops(path):
 def find_loops(instructions, labels):
     """Loops closed by backward branches, as dicts {head, tail, kind, var, iter, source}:
     head/tail are instruction indices (inclusive); kind "for", "while" or "unknown" from the
-    branch's source line (the nearest for/while at or above it when the line itself is none)."""
+    branch's source line (the nearest for/while at or above it when the line itself is none).
+    A branch placed after the kernel's first unconditional EXIT back to code before it closes
+    no loop: it ends an out-of-line block (such as a shuffle's fallback for diverged warps,
+    entered by BRA.DIV) returning to where it was entered."""
     index_of = {ins["addr"]: i for i, ins in enumerate(instructions)}
+    end = next((i for i, ins in enumerate(instructions)
+                if ins["op"] == "EXIT" and not _PREDICATE.match(ins["text"])), len(instructions))
     loops = []
     for i, ins in enumerate(instructions):
         if not ins["op"].startswith(("BRA", "BRX")):
@@ -125,6 +130,8 @@ def find_loops(instructions, labels):
         if not m or m.group(1) not in labels or labels[m.group(1)] > ins["addr"]:
             continue
         head = index_of[labels[m.group(1)]]
+        if head < end < i:
+            continue
         kind, var, iterable, source = "unknown", None, None, None
         if ins["file"]:
             statements = _source_loops(ins["file"])

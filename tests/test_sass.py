@@ -120,3 +120,36 @@ def test_one_loop_inlined_twice_takes_its_counts_in_order(tmp_path):
     assert r["ldg_bytes"] == (3 * 4 + 5 * 8) * 32
     short = sass.time_loop_report(listing, 1, {"range(0, K, BLOCK_KC)": [3]})
     assert short["unknown_trip_loops"] == ["kernel.py:3"]
+
+
+# A shuffle whose warps may have diverged gets an out-of-line fallback: BRA.DIV jumps to it,
+# placed after the kernel's EXIT, and it branches back into the loop it left.
+OUT_OF_LINE = """
+	//## File "{path}", line 2
+        /*0000*/                   MOV R1, R2 ;
+.L_x_0:
+        /*0010*/                   BRA.DIV UR4, `(.L_x_5) ;
+        /*0020*/                   SHFL.BFLY PT, R5, R4, 0x1, 0x1f ;
+.L_x_4:
+        /*0030*/                   STG.E desc[UR4][R2.64], R5 ;
+        /*0040*/               @P3 BRA `(.L_x_0) ;
+        /*0050*/                   EXIT ;
+.L_x_5:
+        /*0060*/                   WARPSYNC.COLLECTIVE R6, `(.L_x_6) ;
+        /*0070*/                   SHFL.BFLY P0, R5, R4, R7, R8 ;
+.L_x_6:
+        /*0080*/                   BRA `(.L_x_4) ;
+.L_x_7:
+        /*0090*/                   BRA `(.L_x_7);
+"""
+
+
+def test_branch_back_from_out_of_line_block_closes_no_loop(tmp_path):
+    """The fallback's branch back is no loop (taken for one, it spanned the time loop's end
+    and was picked as the time loop: bench/calibrate.py's exchange kernel, 2026-12-01)."""
+    path = tmp_path / "kernel.py"
+    path.write_text(SOURCE)
+    listing = OUT_OF_LINE.format(path=path)
+    loops = sass.find_loops(*sass.parse(listing))
+    assert [(lp["head"], lp["tail"]) for lp in loops] == [(1, 4), (9, 9)]  # time loop, trap
+    assert sass.time_loop_report(listing, 4, {})["time_loop"] == "kernel.py:2 for step"
