@@ -118,11 +118,11 @@ def _smem_stream_kernel(w_ptr, h_ptr, out_ptr, iters, M: tl.constexpr, N: tl.con
 
 @triton.jit
 def _own_units(BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr):
-    """(units, batch, batch mask, made-up h [BLOCK_N, BLOCK_B] fp16) of this program of an
-    exchange kernel: it owns units pid * BLOCK_N + [0, BLOCK_N) of h."""
+    """(units, batch, made-up h [BLOCK_N, BLOCK_B] fp16) of this program of an exchange
+    kernel: it owns units pid * BLOCK_N + [0, BLOCK_N) of h."""
     units = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     batch = tl.arange(0, BLOCK_B)
-    return units, batch, batch < BLOCK_B, (units[:, None] + batch[None, :]).to(tl.float16)
+    return units, batch, (units[:, None] + batch[None, :]).to(tl.float16)
 
 
 @triton.jit
@@ -132,12 +132,13 @@ def _next_h(total, units):
 
 
 @triton.jit
-def _load_ring_chunks(slot, batch, mask_b, K: tl.constexpr, KC: tl.constexpr):
+def _load_ring_chunks(slot, batch, K: tl.constexpr, KC: tl.constexpr):
     """All of a ring slot's h as the forward's resident chunks load it: K / KC tiles
-    [KC, BLOCK_B], every load issued before any is used (one round trip)."""
+    [KC, BLOCK_B] (whole: no mask), every load issued before any is used (one round trip)."""
     chunks = ()
     for i in tl.static_range(K // KC):
-        chunks = chunks + (load_columns(slot, batch, mask_b, i * KC + tl.arange(0, KC), K),)
+        kk = i * KC + tl.arange(0, KC)
+        chunks = chunks + (load_columns(slot, batch, kk, K, batch >= 0, True),)
     return chunks
 
 
@@ -160,7 +161,7 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
     K / KC chunks [KC, BLOCK_B], all loaded before the first is used. READ_H without WRITE_H
     reads a ring nobody writes: what loading h costs when no other SM has just written it."""
     pid = tl.program_id(0)
-    units, batch, mask_b, h_mine = _own_units(BLOCK_N, BLOCK_B)
+    units, batch, h_mine = _own_units(BLOCK_N, BLOCK_B)
     total = tl.zeros([BLOCK_B], tl.float32)
     alive = tl.full([], 1, tl.int32)
     start = clock64()
@@ -172,7 +173,7 @@ def _exchange_step_kernel(h_ptr, flags_ptr, sync_ptr, out_ptr, steps, progs, spi
         alive = wait_for_group(flags_ptr, progs, step + 1, alive, spin_limit, sync_ptr, step,
                                SLICES_P2)
         if READ_H:  # all of h_t, as the forward's resident chunks load it: one round trip
-            chunks = _load_ring_chunks(slot, batch, mask_b, K, KC)
+            chunks = _load_ring_chunks(slot, batch, K, KC)
             for i in tl.static_range(K // KC):
                 total += tl.sum(chunks[i].to(tl.float32), axis=0)
             h_mine = _next_h(total, units)
@@ -205,7 +206,7 @@ def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexp
     atomic), so a consumer that sees the step's tag sees its h: no flags, no fence, one
     round trip when everything has arrived, at twice the bytes of h. The ring is as safe as
     the flag ring (a slot is rewritten only after every program read it)."""
-    units, batch, mask_b, h_mine = _own_units(BLOCK_N, BLOCK_B)
+    units, batch, h_mine = _own_units(BLOCK_N, BLOCK_B)
     total = tl.zeros([BLOCK_B], tl.float32)
     alive = tl.full([], 1, tl.int32)
     start = clock64()
@@ -214,7 +215,7 @@ def _tagged_exchange_kernel(ring_ptr, out_ptr, steps, spin_limit, K: tl.constexp
         tag = (step + 1) % 65536
         bits = h_mine.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
         tl.store(slot + batch[None, :] * K + units[:, None], bits | (tag << 16))
-        words = _load_ring_chunks(slot, batch, mask_b, K, KC)  # polled only once all are out
+        words = _load_ring_chunks(slot, batch, K, KC)  # polled only once all are out
         for i in tl.static_range(K // KC):
             where = slot + batch[None, :] * K + (i * KC + tl.arange(0, KC))[:, None]
             h, ok = _tagged_until_fresh(words[i], where, tag, spin_limit * alive)

@@ -12,8 +12,8 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, GRU, LSTM, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import (FLAGS_AT, PROFILE_WORDS, split_backward_kernel, split_backward_warps,
-                    split_forward_kernel, split_maxnreg)
+from .split import (FLAGS_AT, PROFILE_WORDS, chunks_fit, split_backward_kernel,
+                    split_backward_warps, split_forward_kernel, split_maxnreg)
 
 def _dot_types(dtype):
     """(operand dtype, accumulator dtype, fp32 precision) for tl.dot on `dtype` weights."""
@@ -61,6 +61,8 @@ def split_meta(layout, code, H, K, backward):
         tiles, slices, rows, cols = partials_shape(layout, 1, K)[2:]
         meta.update(SUM_SLICES=layout.n_slices,
                     WIDE_PARTS=tiles * slices * rows * cols >= 2 ** 31)
+    else:  # h loaded with no mask where its chunks fit, not projecting (split.load_columns)
+        meta.update(WHOLE_CHUNKS=K == H and chunks_fit(K, plan.block_k, res_chunks))
     return meta
 
 
@@ -228,8 +230,9 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D
-    # every slice's partial product of dh_{t-1}, two steps' worth (kernels/split.py)
-    parts = torch.empty(partials_shape(layout, n_groups, K), dtype=acc, device=dev)
+    # every slice's partial product of dh_{t-1}, two steps' worth; zeroed: sum_partials reads
+    # the rows past K of the last tile, which nobody writes
+    parts = torch.zeros(partials_shape(layout, n_groups, K), dtype=acc, device=dev)
     dhx = torch.empty((D, B, K), dtype=acc, device=dev) if whr is not None else parts
     dh_work = torch.zeros((2, D, B, K), dtype=acc, device=dev)
     dc_work = torch.zeros((D, B, H), dtype=acc, device=dev)

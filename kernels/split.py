@@ -20,12 +20,12 @@ Exchange, not a barrier. Every step needs all of h_{t-1}. Each program writes it
 into a two-slot ring in the storage dtype (h after step s in slot s % 2, h0 in slot 1), then
 publishes the step in its own flag (one release store); the others poll the group's flags
 with relaxed loads (no read-modify-write, no L1 invalidation), then read all of h_{t-1} in
-one round trip (strong loads, served by L2). A program keeps its own units' h and c in fp32
-registers. Backward keeps the same rows of W_hh: each program forms the partial product
-W_rows^T @ dG^T [K, B] of its slice's gate gradients and writes it; after the exchange the
-owner of each slice of K sums the partials of every slice in a fixed order, so results are
-bitwise the same whatever the number of programs. With a projection each step has two
-exchanges (the cell output, then h).
+one round trip (strong loads, served by L2; with no mask where the sizes allow:
+load_columns). A program keeps its own units' h and c in fp32 registers. Backward keeps the
+same rows of W_hh: each program forms the partial product W_rows^T @ dG^T [K, B] of its
+slice's gate gradients and writes it; after the exchange the owner of each slice of K sums
+the partials of every slice in a fixed order, so results are bitwise the same whatever the
+number of programs. With a projection each step has two exchanges (the cell output, then h).
 
 Memory ordering, and what is not yet proven: the producer's data stores are ordered before
 its flag by the release (a GPU-scope fence); the consumer's data loads are strong loads
@@ -136,7 +136,10 @@ def wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
                    SLICES_P2: tl.constexpr):
     """Wait until every program's flag in flag_row [progs] reaches `target`, polling at most
     spin_limit times. Returns `alive` (int32 1/0): 0 once any wait of this program gave up;
-    a program that gave up records it in the status words and waits no more."""
+    a program that gave up records it in the status words and waits no more. `seen` is a
+    reduction over the CTA, the same in every thread, so no barrier is needed after the
+    loop (Triton adds the one its shared-memory scratch needs: a barrier of our own there
+    cost the backward a barrier and 28 instructions a step, AOT, sm_90, triton 3.9)."""
     offs = tl.arange(0, SLICES_P2)
     mask = offs < progs
     seen = tl.min(tl.load(flag_row + offs, mask=mask, other=target, volatile=True), axis=0)
@@ -149,7 +152,6 @@ def wait_for_group(flag_row, progs, target, alive, spin_limit, sync_ptr, step,
     if alive * (1 - ok) > 0:
         tl.atomic_xchg(sync_ptr + 1, STATUS_GAVE_UP, sem="relaxed", scope="gpu")
         tl.atomic_min(sync_ptr + 2, step, sem="relaxed", scope="gpu")
-    tl.debug_barrier()
     return alive * ok
 
 
@@ -219,27 +221,44 @@ def load_resident(w_ptr, rows, rows_ok, row_stride, col_stride, L,
     return w0, w1, w2, w3
 
 
+# -- exchanged state ----------------------------------------------------------------------
+
+def chunks_fit(width, block_kc, resident):
+    """Whether the `resident` chunks of block_kc columns a program loads of an exchanged
+    state `width` wide all end within it (the forward's WHOLE_CHUNKS: load_columns)."""
+    return resident * block_kc <= width
+
+
 @triton.jit
-def load_columns(src, state_col, mask_b, kk, L):
+def load_columns(src, state_col, kk, L, mask_b, WHOLE: tl.constexpr):
     """[len(kk), BLOCK_B] tile of a [D, B, L] exchange buffer, transposed: element [j, b] is
-    src[state_col[b] * L + kk[j]]. Strong loads: the data another program just published."""
-    return tl.load(src + state_col * L + kk[:, None], mask=(kk[:, None] < L) & mask_b[None, :],
-                   other=0.0, volatile=True)
+    src[state_col[b] * L + kk[j]]. Strong loads: the data another program just published.
+
+    WHOLE (every kk < L, and state_col clamped to rows < B, as the forward's is): no mask,
+    the batch lanes past B reading row B - 1, which nothing of theirs stores. Masked, each
+    load cost a predicate and the zeroing of its registers: LSTM fp16 H=768 forward, sm_90,
+    673 instructions a warp a step against 618 (triton 3.9), 602 against 544 (3.6), AOT.
+    Else masked on both columns and batch."""
+    ptrs = src + state_col * L + kk[:, None]
+    if WHOLE:
+        return tl.load(ptrs, volatile=True)
+    return tl.load(ptrs, mask=(kk[:, None] < L) & mask_b[None, :], other=0.0, volatile=True)
 
 
 @triton.jit
 def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_stride,
-                     src, state_col, mask_b, L,
+                     src, state_col, L, mask_b,
                      RES: tl.constexpr, STREAM: tl.constexpr, STAGES: tl.constexpr,
                      M: tl.constexpr, BLOCK_B: tl.constexpr,
                      BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
-                     PRECISION: tl.constexpr):
-    """acc^T [M, BLOCK_B] = W[rows, :L] @ S^T, S [B, L] the exchanged state in src: the
-    resident chunks w0..w(RES-1) first, with every one of their state chunks loaded before
-    the first product (one round trip), then (STREAM) the rest of L streamed, in a loop of
-    STAGES pipeline stages (config.stream_stages_options). STREAM is a constexpr because the
-    streaming loop's registers, even when it runs no trip, make a fully resident program
-    spill."""
+                     PRECISION: tl.constexpr, WHOLE: tl.constexpr):
+    """acc^T [M, BLOCK_B] = W[rows, :L] @ S^T, S [B, L] the exchanged state in src (rows
+    state_col; mask_b, and WHOLE for the resident chunks' loads: load_columns):
+    the resident chunks w0..w(RES-1) first, with every one of their state chunks loaded
+    before the first product (one round trip), then (STREAM) the rest of L streamed, in a
+    loop of STAGES pipeline stages (config.stream_stages_options). STREAM is a constexpr
+    because the streaming loop's registers, even when it runs no trip, make a fully resident
+    program spill."""
     offs = tl.arange(0, BLOCK_KC)
     acc = tl.zeros([M, BLOCK_B], ACC_DTYPE)
     s0 = tl.zeros([BLOCK_KC, BLOCK_B], src.dtype.element_ty)
@@ -247,13 +266,13 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
     s2 = s0
     s3 = s0
     if RES > 0:
-        s0 = load_columns(src, state_col, mask_b, offs, L)
+        s0 = load_columns(src, state_col, offs, L, mask_b, WHOLE)
     if RES > 1:
-        s1 = load_columns(src, state_col, mask_b, BLOCK_KC + offs, L)
+        s1 = load_columns(src, state_col, BLOCK_KC + offs, L, mask_b, WHOLE)
     if RES > 2:
-        s2 = load_columns(src, state_col, mask_b, 2 * BLOCK_KC + offs, L)
+        s2 = load_columns(src, state_col, 2 * BLOCK_KC + offs, L, mask_b, WHOLE)
     if RES > 3:
-        s3 = load_columns(src, state_col, mask_b, 3 * BLOCK_KC + offs, L)
+        s3 = load_columns(src, state_col, 3 * BLOCK_KC + offs, L, mask_b, WHOLE)
     if RES > 0:
         acc = dot_acc(w0, s0, acc, DOT_DTYPE, PRECISION)
     if RES > 1:
@@ -267,7 +286,7 @@ def rows_times_state(w0, w1, w2, w3, w_ptr, rows, rows_ok, row_stride, col_strid
         for k0 in tl.range(RES * BLOCK_KC, L, STREAM_KC, num_stages=STAGES):
             kk = k0 + offs_s
             w = load_w_chunk(w_ptr, rows, rows_ok, row_stride, col_stride, kk, L)
-            acc = dot_acc(w, load_columns(src, state_col, mask_b, kk, L), acc, DOT_DTYPE,
+            acc = dot_acc(w, load_columns(src, state_col, kk, L, mask_b, False), acc, DOT_DTYPE,
                           PRECISION)
     return acc
 
@@ -320,10 +339,13 @@ def rows_t_times_stack(w0, w1, w2, w3, w_ptr, rows, rows_ok, stack, part_ptr, K,
 
 
 @triton.jit
-def sum_partials(tile_parts, n0, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
+def sum_partials(tile_parts, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr,
                  SUM_SLICES: tl.constexpr):
-    """dh_{t-1} [BLOCK_N, BLOCK_B] at rows n0 + [0, BLOCK_N) of K: the sum of every slice's
-    partial product, in slice order (so bitwise the same whatever the number of programs).
+    """dh_{t-1} [BLOCK_N, BLOCK_B] at the rows of K of one tile (tile_parts): the sum of every
+    slice's partial product, in slice order (so bitwise the same whatever the number of
+    programs). Rows of the last tile past K are zeros nobody writes (the launcher zeroes the
+    buffer), so the loads need no mask: masked, they cost 29 instructions a warp a step
+    (LSTM fp16 H=768, sm_90, triton 3.9, AOT).
 
     Partials are stored tile-major, [tiles of K, slices, BLOCK_B, BLOCK_N]: the slices of
     one tile (tile_parts) lie next to each other, a constant BLOCK_N * BLOCK_B elements
@@ -338,14 +360,11 @@ def sum_partials(tile_parts, n0, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr
     SUM_SLICES is the number of slices (the launcher's layout.n_slices, cdiv(H, BLOCK_N)):
     up to SUM_BATCH of them, the loads are unrolled with no test of the slice (it cost an
     instruction per load: 48 LOP3 a step, LSTM fp16 H=768, sm_90)."""
-    offs_k = n0 + tl.arange(0, BLOCK_N)
     inner = tl.arange(0, BLOCK_N)[:, None] + tl.arange(0, BLOCK_B)[None, :] * BLOCK_N
-    rows_ok = (offs_k < K)[:, None]
     acc = tl.zeros([BLOCK_N, BLOCK_B], tile_parts.dtype.element_ty)
     if SUM_SLICES <= SUM_BATCH:
         for s in tl.static_range(SUM_SLICES):
-            acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=rows_ok,
-                           other=0.0, volatile=True)
+            acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), volatile=True)
     else:
         BATCH: tl.constexpr = SUM_BATCH
         for s0 in tl.range(0, SUM_SLICES, BATCH, num_stages=1):
@@ -353,8 +372,8 @@ def sum_partials(tile_parts, n0, K, BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr
                 s = s0 + j
                 # the slice test as a vector: a scalar bool in a mask breaks the interpreter
                 slice_ok = (tl.zeros([BLOCK_N], tl.int32) + s < SUM_SLICES)[:, None]
-                acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner),
-                               mask=rows_ok & slice_ok, other=0.0, volatile=True)
+                acc += tl.load(tile_parts + (s * BLOCK_N * BLOCK_B + inner), mask=slice_ok,
+                               other=0.0, volatile=True)
     return acc
 
 
@@ -369,11 +388,13 @@ def forward_cell(
     STREAM: tl.constexpr, STAGES: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
+    WHOLE: tl.constexpr,
 ):
     """One forward step of the cell for units n0 + [0, BLOCK_N); c and h_own [BLOCK_N,
     BLOCK_B] are their c and (unprojected) h before it, in ACC_DTYPE, x0..x3 their input
-    projections. Writes h (projecting: the cell output to hh), y and what training saves;
-    returns c and h_own after the step (kept past each length)."""
+    projections. Reads h_{t-1} from the ring slot prev (WHOLE: load_columns) and writes h to
+    cur (projecting: the cell output to hh), y and what training saves; returns c and h_own
+    after the step (kept past each length)."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (offs_n[:, None] < H) & mask_b[None, :]
     b_hn = tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE)
@@ -381,9 +402,9 @@ def forward_cell(
         b_hn += tl.load(bhn_ptr + d64 * H + offs_n, mask=offs_n < H,
                         other=0.0).to(ACC_DTYPE)[:, None]
     rows, rows_ok = gate_rows(n0, H, G, GP, BLOCK_N)
-    acc = rows_times_state(w0, w1, w2, w3, w_base, rows, rows_ok, K, 1, prev, state_col, mask_b,
-                           K, RES, STREAM, STAGES, GP * BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
-                           ACC_DTYPE, PRECISION)
+    acc = rows_times_state(w0, w1, w2, w3, w_base, rows, rows_ok, K, 1, prev, state_col, K, mask_b,
+                           RES, STREAM, STAGES, GP * BLOCK_N, BLOCK_B, BLOCK_KC, DOT_DTYPE,
+                           ACC_DTYPE, PRECISION, WHOLE)
     p0, p1, p2, p3 = split_gates(acc, GP, BLOCK_N, BLOCK_B)
     h_cell, c_new, a0, a1, a2, a3 = cell_forward(CELL, x0, x1, x2, x3, p0, p1, p2, p3, b_hn,
                                                  h_own, c)
@@ -410,15 +431,15 @@ def forward_projection(
     BLOCK_B: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, WHOLE: tl.constexpr,
 ):
     """h[p0_ + [0, BLOCK_N)] = W_hr[those rows] @ hh^T for every unit of the cell output;
     writes h and y; returns h_own after the step (kept past each length)."""
     offs_p = p0_ + tl.arange(0, BLOCK_N)
     mask = (offs_p[:, None] < K) & mask_b[None, :]
     acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
-                           hh_ptr, state_col, mask_b, H, RES_PROJ, STREAM, STAGES, BLOCK_N, BLOCK_B,
-                           BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                           hh_ptr, state_col, H, mask_b, RES_PROJ, STREAM, STAGES, BLOCK_N, BLOCK_B,
+                           BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, WHOLE)
     h_next = tl.where(valid, acc, h_own)
     tl.store(cur + state_col * K + offs_p[:, None], h_next.to(cur.dtype.element_ty), mask=mask)
     tl.store(y_ptr + col * K + offs_p[:, None],
@@ -467,13 +488,17 @@ def split_forward_kernel(
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
     MULTI: tl.constexpr, RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr,
     STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr, STREAM_STAGES: tl.constexpr,
-    SLICES_P2: tl.constexpr,
+    SLICES_P2: tl.constexpr, WHOLE_CHUNKS: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     ABLATE: tl.constexpr = 0, PROFILE: tl.constexpr = 0,
 ):
     WAITS: tl.constexpr = keeps(ABLATE, ABLATE_NO_WAIT)
     FENCED: tl.constexpr = keeps(ABLATE, ABLATE_NO_FENCE)
+    # h loaded with no mask (load_columns) where its chunks fit and it has 16 bits: fp32 and
+    # fp64 chunks hold 2-4x the registers (unmasked, RNN_RELU TF32 H=512's forward spilled
+    # 8 B, sm_80, triton 3.9)
+    WHOLE: tl.constexpr = WHOLE_CHUNKS and (DOT_DTYPE == tl.float16 or DOT_DTYPE == tl.bfloat16)
     pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
     flags_cell = sync_ptr + FLAGS_AT + group * 2 * progs   # [progs] phase 0: h (or hh) out
     flags_out = flags_cell  # the phase that completes h
@@ -482,6 +507,11 @@ def split_forward_kernel(
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
     mask_b = offs_b < B
     b64 = offs_b.to(tl.int64)
+    if WHOLE:  # lanes past B take row B - 1: all they store is masked, so h needs no mask
+        # (clamped where it is not needed, the projected LSTM's TF32 forward at H=256 spilled
+        # 16 B on sm_90; rows padded to whole batch tiles instead took a second row index,
+        # which spilled LSTM fp16 H=2048's on sm_80 under triton 3.6, 32 B)
+        b64 = tl.minimum(offs_b, B - 1).to(tl.int64)
     d64 = d.to(tl.int64)
     state_col = (d64 * B + b64)[None, :]  # [1, BLOCK_B] row of (d, b) in [D, B, *] buffers
     ring_slot = B.to(tl.int64) * D * K    # elements per ring slot; int64: D*B*K can pass 2^31
@@ -534,7 +564,7 @@ def split_forward_kernel(
             n_own, c, h_own, x0, x1, x2, x3, w0, w1, w2, w3, w_base, bhn_ptr, prev, cur, hh_ptr,
             y_ptr, act_ptr, cs_ptr, col, seq_col, state_col, mask_b, valid, d64, H, K, CELL, G, GP,
             S, HAS_BHN, PROJ, TRAINING, RES_CHUNKS, STREAM_W, STREAM_STAGES, BLOCK_B, BLOCK_N,
-            BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+            BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, WHOLE)
         if not PROJ:
             h_own = h_cell_own
         if MULTI:
@@ -551,7 +581,7 @@ def split_forward_kernel(
                     w3, w_base, bhn_ptr, prev, cur, hh_ptr, y_ptr, act_ptr, cs_ptr, col, seq_col,
                     state_col, mask_b, valid, d64, H, K, CELL, G, GP, S, HAS_BHN, PROJ, TRAINING, 0,
                     True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                    PRECISION)
+                    PRECISION, WHOLE)
                 tl.store(sc_ptrs, c_sl, mask=sc_mask)
                 if not PROJ:
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
@@ -565,16 +595,16 @@ def split_forward_kernel(
                 h_own = forward_projection(
                     n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
                     mask_b, valid, H, K, RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_B, BLOCK_N,
-                    BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                    BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, WHOLE)
             if MULTI:
                 for sl in range(pid_n + progs, n_out, progs):
                     sh_ptrs, sh_mask = state_tile(h_ptr, K, state_col, sl * BLOCK_N, mask_b,
                                                   BLOCK_N)
                     h_sl = forward_projection(
                         sl * BLOCK_N, tl.load(sh_ptrs, mask=sh_mask, other=0.0), r0, r1, r2,
-                        r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K,
-                        0, True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                        PRECISION)
+                        r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K, 0,
+                        True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
+                        PRECISION, WHOLE)
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
             spent_release = timed_publish(flags_out + pid_n, step + 1, spent_release, FENCED,
                                           PROFILE)
@@ -780,9 +810,9 @@ def split_backward_kernel(
             alive, spent_wait = timed_wait(flags_in, progs, step + 1, alive, spin_limit,
                                            sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
             dh_cell = rows_times_state(r0, r1, r2, r3, wr_base, offs_own.to(tl.int64),
-                                       offs_own < H, 1, H, dhx_ptr, state_col, mask_b, K,
-                                       RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_N, BLOCK_B,
-                                       BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                                       offs_own < H, 1, H, dhx_ptr, state_col, K, mask_b, RES_PROJ,
+                                       STREAM_WR, STREAM_STAGES, BLOCK_N, BLOCK_B, BLOCK_KC,
+                                       DOT_DTYPE, ACC_DTYPE, PRECISION, False)
         else:
             dh_cell = dh_total
         if PROJ:  # after the exchange: sent before its wait they spilled (tf32, sm_80: 16-32 B)
@@ -803,8 +833,8 @@ def split_backward_kernel(
                     sl_offs = n0 + tl.arange(0, BLOCK_N)
                     dh_cell_sl = rows_times_state(
                         r0, r1, r2, r3, wr_base, sl_offs.to(tl.int64), sl_offs < H, 1, H,
-                        dhx_ptr, state_col, mask_b, K, 0, True, STREAM_STAGES, BLOCK_N, BLOCK_B,
-                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
+                        dhx_ptr, state_col, K, mask_b, 0, True, STREAM_STAGES, BLOCK_N, BLOCK_B,
+                        BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, False)
                 else:
                     sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
                     dh_cell_sl = dh_with_dy(tl.load(sh_ptrs, mask=sh_mask, other=0.0), dy_ptr,
@@ -836,8 +866,8 @@ def split_backward_kernel(
                                        sync_ptr, step, spent_wait, SLICES_P2, PROFILE)
         # dh_{t-1} of the owned slices of K: every slice's partial, summed in a fixed order
         if pid_n < n_rec:
-            rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, n_own, K,
-                               BLOCK_B, BLOCK_N, SUM_SLICES)
+            rec = sum_partials(slot_parts + pid_n.to(tl.int64) * tile_stride, BLOCK_B,
+                               BLOCK_N, SUM_SLICES)
             if CELL == CELL_GRU:  # h_{t-1} also feeds h directly
                 rec += direct
             dh = tl.where(valid, rec, dh)  # past a length dy is masked: dh_total == dh there
@@ -845,8 +875,8 @@ def split_backward_kernel(
             for sl in range(pid_n + progs, n_rec, progs):
                 n0 = sl * BLOCK_N
                 sh_ptrs, sh_mask = state_tile(dh_ptr, K, state_col, n0, mask_b, BLOCK_N)
-                rec = sum_partials(slot_parts + tl.cast(sl, tl.int64) * tile_stride, n0, K,
-                                   BLOCK_B, BLOCK_N, SUM_SLICES)
+                rec = sum_partials(slot_parts + tl.cast(sl, tl.int64) * tile_stride, BLOCK_B,
+                                   BLOCK_N, SUM_SLICES)
                 if CELL == CELL_GRU:
                     sd_ptrs, sd_mask = state_tile(dh_direct_ptr, K, state_col, n0, mask_b,
                                                   BLOCK_N)

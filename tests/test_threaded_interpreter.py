@@ -17,10 +17,10 @@ from tests.common import make_problem, proj_for, run_layer
 from tests.threaded_interpreter import ProgramsHung, programs_in_threads
 from tests.tolerances import assert_all_close
 from tritonrnn import functional, reference
-from tritonrnn.kernels import split
+from tritonrnn.kernels import cells, config, recurrence, split
 from tritonrnn.kernels.config import force_split
 
-F64 = torch.float64
+F64, F16 = torch.float64, torch.float16
 SLICE = 16        # hidden units per program (force_split)
 WAIT = "wait_for_group"  # the split kernels' wait between programs (looked up at call time)
 EVERY_SLICE = 1 << 10  # programs per group asked of force_split: capped at one per slice
@@ -98,6 +98,28 @@ def test_program_per_slice_matches_reference(mode, H, P, B):
     ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
     assert_all_close("", outs, ref_outs)
     assert_all_close("grad ", grads, ref_grads)
+
+
+# (mode, H): the chunks of h loaded alongside the resident chunks of W end within H (16-column
+# chunks), so the forward's programs load them, in fp16, with no mask (recurrence.split_meta's
+# WHOLE_CHUNKS, split_forward_kernel's WHOLE). B=18: the second batch tile's lanes past B
+# read row B - 1.
+WHOLE_CASES = [("LSTM", 64), ("GRU", 64), ("RNN_TANH", 128)]
+
+
+@pytest.mark.parametrize("mode,H", WHOLE_CASES, ids=[f"{m}-H{h}" for m, h in WHOLE_CASES])
+def test_unmasked_exchange_loads_match_reference(mode, H):
+    prob = _problem(mode, H, 0, B=18)
+    code = cells.lookup(mode).code
+    with force_split(SLICE, reduction_chunk=16, programs=EVERY_SLICE):
+        layout = config.launch(code, H, H, F16, 18, None, 2).layout
+        assert recurrence.split_meta(layout, code, H, H, False)["WHOLE_CHUNKS"]
+        with programs_in_threads(timeout_s=300) as launches:
+            outs, grads = run_layer(functional.recurrent_layer, prob, F16)
+    assert launches == [2 * 2 * triton.cdiv(H, layout.plan.block_h)] * 2
+    ref_outs, ref_grads = run_layer(reference.recurrent_layer, prob, F64)
+    assert_all_close("", outs, ref_outs, F16)
+    assert_all_close("grad ", grads, ref_grads, F16)
 
 
 def test_program_per_slice_with_32_batch_rows(monkeypatch):
