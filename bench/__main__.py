@@ -226,6 +226,11 @@ def draw(csv_path, gpu, plots_dir):
 
 
 def main(argv=None):
+    gpu = torch.cuda.is_available()
+    if not gpu:
+        # Must be set before triton or tritonrnn is imported: parse_args already imports
+        # tritonrnn (bench/providers.py). Set after it, the CPU run refused to start.
+        os.environ["TRITON_INTERPRET"] = "1"
     args = parse_args(argv)
     if args.dry_run:
         cases = gpu_plan(args)
@@ -233,13 +238,9 @@ def main(argv=None):
             print(f"{c.shape.suite:20} {c.shape.label():45} {c.dtype:5} {c.mode}")
         print(f"{len(cases)} cases x {len(args.providers)} providers ({', '.join(args.providers)})")
         return
-    gpu = torch.cuda.is_available()
     if gpu and os.environ.get("TRITON_INTERPRET", "0") == "1":
         sys.exit("TRITON_INTERPRET=1 would run the kernels in the interpreter, not on the GPU: "
                  "unset it to benchmark")
-    if not gpu:
-        # Must be set before triton or tritonrnn is imported (the lazy imports below).
-        os.environ["TRITON_INTERPRET"] = "1"
     csv_path = run_gpu(args) if gpu else run_cpu(args)
     print(f"\nwrote {csv_path}")
     if not args.no_plots:

@@ -4,6 +4,10 @@ CSV and of a CPU CSV.
 """
 import datetime
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -401,6 +405,22 @@ def test_compile_report_integration_follows_the_json_contract(tmp_path, monkeypa
     rows, note = compile_report(records.context(records.CPU_INTERPRETER),
                                 module="no_such_compile_report")
     assert rows == [] and "not in this tree" in note
+
+
+def test_main_job_starts_the_interpreter_itself(tmp_path):
+    """`python -m bench` as the README runs it, in a fresh process without TRITON_INTERPRET:
+    the main job turns the interpreter on before anything imports tritonrnn (it once did so
+    only after parsing its arguments, which import it, and the CPU run refused to start)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--cells", "RNN", "--dtypes", "fp32",
+         "--no-compile-report", "--no-plots", "--batch", "2", "--hidden", "8", "--seq", "2",
+         "--layers", "1", "--bidirectional", "no", "--out", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing is timed" in proc.stdout
+    assert (tmp_path / "cpu-interpreter.csv").exists()
 
 
 def test_cpu_run_end_to_end_reports_no_time(tmp_path, capsys):
