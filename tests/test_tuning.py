@@ -49,8 +49,8 @@ def test_pruned_configs_never_selectable(monkeypatch):
     """Every entry of the shipped pruned list is absent from the candidates of its shape
     (fp32 entries with TF32 off, tf32 entries with it on), or, when it failed only in the
     multi-slice forms, is never the multi-slice plan (unless no candidate of that shape
-    compiles clean there: config.multi_slice_plan then takes the widest). ("resident" entries change a split
-    layout, not the candidates: tests/test_pruning_versions.py checks them.)"""
+    compiles clean there: config.multi_slice_plan then takes the widest). ("resident" entries
+    change a split layout, not the candidates: tests/test_pruning_versions.py checks them.)"""
     with open(pruning.PRUNED_FILE) as f:
         entries = json.load(f)["configs"]
     assert entries, "the compile report pruned nothing: expected spilling configs to be listed"
