@@ -675,6 +675,15 @@ def dh_with_dy(dh, dy_ptr, col, k0, mask_b, valid, K, HAS_DY: tl.constexpr,
 
 
 @triton.jit
+def load_step_dy(step, n0, dy_ptr, T, B, D, d, b64, d64, mask_b, lens, K, HAS_DY: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr, ACC_DTYPE: tl.constexpr):
+    """dy of step `step` for units n0 + [0, BLOCK_N), zero past each length and the last step."""
+    live, valid, _, col, _, _, _ = step_coords(step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
+    return dh_with_dy(tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE), dy_ptr, col, n0, live, valid, K,
+                      HAS_DY, BLOCK_N, ACC_DTYPE)
+
+
+@triton.jit
 def load_step_inputs(step, n0, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64,
                      d64, mask_b, lens, state_col, H, K, CELL: tl.constexpr, S: tl.constexpr,
                      HAS_DY: tl.constexpr, HAS_H0: tl.constexpr, HAS_C0: tl.constexpr,
@@ -685,8 +694,8 @@ def load_step_inputs(step, n0, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T
     ahead, during the wait."""
     live, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
         step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
-    dy = dh_with_dy(tl.zeros([BLOCK_N, BLOCK_B], ACC_DTYPE), dy_ptr, col, n0, live, valid, K,
-                    HAS_DY, BLOCK_N, ACC_DTYPE)
+    dy = load_step_dy(step, n0, dy_ptr, T, B, D, d, b64, d64, mask_b, lens, K, HAS_DY, BLOCK_N,
+                      BLOCK_B, ACC_DTYPE)
     a0, a1, a2, a3, c_t, c_prev, h_prev = load_step_saved(
         n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, prev_col, prev_seq_col,
         state_col, live, prev_ok, H, K, CELL, S, HAS_H0, HAS_C0, ONE_LOAD, BLOCK_N, BLOCK_B,
@@ -724,6 +733,9 @@ def split_backward_kernel(
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     PROFILE: tl.constexpr = 0,
 ):
+    # dy_t loaded a step ahead, during the last step's wait; with a projection only where no
+    # W streams (LSTM_PROJ fp16 H=2048, streaming, spilled 16 B with it: sm_90, triton 3.9)
+    DY_AHEAD: tl.constexpr = not (PROJ and (STREAM_W or STREAM_WR))
     pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
     flags_in = sync_ptr + FLAGS_AT + group * 2 * progs  # projection: dh_t + dy_t out
     flags_part = flags_in + progs                       # partial products out
@@ -781,11 +793,12 @@ def split_backward_kernel(
         _, valid, prev_ok, col, seq_col, prev_col, prev_seq_col = step_coords(
             step, T, B, D, d, b64, d64, mask_b, lens, BLOCK_B)
         slot_parts = group_parts + parts_slot * (step % 2)
-        if PROJ:
+        if DY_AHEAD:  # dy_t (and the saved values) came during the last step's wait
+            dh_total = dh + dy_n
+        else:
             dh_total = dh_with_dy(dh, dy_ptr, col, n_own, mask_b, valid, K, HAS_DY, BLOCK_N,
                                   ACC_DTYPE)
-        else:  # this step's dy and saved values were loaded during the last step's wait
-            dh_total = dh + dy_n
+        if not PROJ:
             a0, a1, a2, a3, c_t, c_prev, h_prev = a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n
         if PROJ:  # every program needs all of dh_t + dy_t: exchange it first
             offs_k = n_own + tl.arange(0, BLOCK_N)
@@ -857,7 +870,12 @@ def split_backward_kernel(
                                                   BLOCK_N)
                     tl.store(sd_ptrs, direct_sl, mask=sd_mask)
         spent_release = timed_publish(flags_part + pid_n, step + 1, spent_release, True, PROFILE)
-        if not PROJ:  # the next step's loads, while the others finish this one
+        if PROJ:  # the next step's dy, while the others finish this one (its saved values
+            # after its exchange: load_step_saved below)
+            if DY_AHEAD:
+                dy_n = load_step_dy(step + 1, n_own, dy_ptr, T, B, D, d, b64, d64, mask_b, lens,
+                                    K, HAS_DY, BLOCK_N, BLOCK_B, ACC_DTYPE)
+        else:  # the next step's loads, while the others finish this one
             dy_n, a0_n, a1_n, a2_n, a3_n, ct_n, cp_n, hp_n = load_step_inputs(
                 step + 1, n_own, dy_ptr, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, T, B, D, d, b64,
                 d64, mask_b, lens, state_col, H, K, CELL, S, HAS_DY, HAS_H0, HAS_C0, PROJ,
