@@ -82,7 +82,7 @@ def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
     if not backward and not form.startswith("split_forward"):
         raise ValueError(f"unknown kernel form {form!r}")
     layout = split_layout_for(cell, dtype, config, hidden, width, arch, programs)
-    meta = split_meta(layout, code, hidden, width, backward)
+    meta = split_meta(layout, code, hidden, width, dtypes.DTYPES[dtype].itemsize, backward)
     options = {k: meta.pop(k) for k in _OPTIONS}
     meta["MULTI"] = is_multi_slice(form)
     if backward:

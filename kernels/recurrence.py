@@ -12,7 +12,7 @@ from .config import INTERPRET
 from .cells import CELL_CODES, GATES, GRU, LSTM, SAVED
 from .fused import fused_backward_kernel, fused_forward_kernel
 from .memory import new_output
-from .split import (FLAGS_AT, PROFILE_WORDS, chunks_fit, split_backward_kernel,
+from .split import (FLAGS_AT, PROFILE_WORDS, loads_h_unmasked, split_backward_kernel,
                     split_backward_warps, split_forward_kernel, split_maxnreg)
 
 def _dot_types(dtype):
@@ -45,9 +45,10 @@ def fused_meta(plan, code, H, K, backward, precision):
                 num_warps=warps, num_stages=plan.num_stages)
 
 
-def split_meta(layout, code, H, K, backward):
+def split_meta(layout, code, H, K, itemsize, backward):
     """Constexprs and launch options a split kernel (kernels/split.py) runs with under
-    `layout`: the launcher's and the compile report's one source."""
+    `layout`, its states `itemsize` bytes an element: the launcher's and the compile
+    report's one source."""
     plan = layout.plan
     res_chunks, res_proj, stream_w, stream_wr, stages = layout.kernel_resident(H, K, backward)
     warps = split_backward_warps(plan.num_warps) if backward else plan.num_warps
@@ -61,8 +62,8 @@ def split_meta(layout, code, H, K, backward):
         tiles, slices, rows, cols = partials_shape(layout, 1, K)[2:]
         meta.update(SUM_SLICES=layout.n_slices,
                     WIDE_PARTS=tiles * slices * rows * cols >= 2 ** 31)
-    else:  # h loaded with no mask where its chunks fit, not projecting (split.load_columns)
-        meta.update(WHOLE_CHUNKS=K == H and chunks_fit(K, plan.block_k, res_chunks))
+    else:
+        meta.update(WHOLE=loads_h_unmasked(H, K, plan.block_k, res_chunks, itemsize))
     return meta
 
 
@@ -74,7 +75,7 @@ def partials_shape(layout, n_groups, K):
             plan.block_h)
 
 
-def _split_launch(layout, code, B, H, K, D, device, backward):
+def _split_launch(layout, code, B, H, K, D, dtype, device, backward):
     """(grid, sync words, launch meta) of a split-regime launch under `layout` (decided by
     config.launch): the zeroed ticket/status/flag words, and within config.profile_split
     the profile's words and PROFILE in the meta (a measurement's hook)."""
@@ -85,7 +86,7 @@ def _split_launch(layout, code, B, H, K, D, device, backward):
         words += n_groups * layout.progs * PROFILE_WORDS.value
     sync = torch.zeros(words, dtype=torch.int32, device=device)
     sync[2] = torch.iinfo(torch.int32).max  # first step a wait gave up at: none yet
-    meta = split_meta(layout, code, H, K, backward)
+    meta = split_meta(layout, code, H, K, dtype.itemsize, backward)
     if profiled:
         meta["PROFILE"] = 1
     return (layout.progs * n_groups,), sync, meta
@@ -164,7 +165,7 @@ def forward(xp, whh, bhn, whr, h0, c0, lengths, cell, training):
         launches.record("fused_forward")
         return y, h_n, c_n, act, cs
 
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, False)
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dtype, dev, False)
     if config._split_ablation:  # a measurement's hook (config.ablate_split_forward)
         meta["ABLATE"] = config._split_ablation
     layout = decided.layout
@@ -226,7 +227,7 @@ def backward(dy, dh_n, dc_n, act, cs, y, h0, c0, lengths, whh, whr, cell):
         launches.record("fused_backward")
         return dxp, dhg, dhs, dh0, dc0
 
-    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dev, True)
+    grid, sync, meta = _split_launch(decided.layout, code, B, H, K, D, dtype, dev, True)
     layout = decided.layout
     acc = _acc_torch_dtype(dtype)
     n_groups = triton.cdiv(B, layout.plan.block_b) * D

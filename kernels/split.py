@@ -223,10 +223,13 @@ def load_resident(w_ptr, rows, rows_ok, row_stride, col_stride, L,
 
 # -- exchanged state ----------------------------------------------------------------------
 
-def chunks_fit(width, block_kc, resident):
-    """Whether the `resident` chunks of block_kc columns a program loads of an exchanged
-    state `width` wide all end within it (the forward's WHOLE_CHUNKS: load_columns)."""
-    return resident * block_kc <= width
+def loads_h_unmasked(hidden, width, block_kc, resident, itemsize):
+    """Whether the split forward loads the exchanged h with no mask (its WHOLE: load_columns):
+    not projecting (width == hidden), the `resident` chunks of block_kc columns it loads
+    beside its resident chunks of W all end within h, and h has 16 bits (`itemsize` bytes):
+    fp32 and fp64 chunks hold 2-4x the registers (unmasked, RNN_RELU TF32 H=512's forward
+    spilled 8 B, sm_80, triton 3.9)."""
+    return width == hidden and resident * block_kc <= width and itemsize == 2
 
 
 @triton.jit
@@ -488,17 +491,13 @@ def split_forward_kernel(
     HAS_BHN: tl.constexpr, PROJ: tl.constexpr, VARLEN: tl.constexpr, TRAINING: tl.constexpr,
     MULTI: tl.constexpr, RES_CHUNKS: tl.constexpr, RES_PROJ: tl.constexpr,
     STREAM_W: tl.constexpr, STREAM_WR: tl.constexpr, STREAM_STAGES: tl.constexpr,
-    SLICES_P2: tl.constexpr, WHOLE_CHUNKS: tl.constexpr,
+    SLICES_P2: tl.constexpr, WHOLE: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KC: tl.constexpr,
     DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr, PRECISION: tl.constexpr,
     ABLATE: tl.constexpr = 0, PROFILE: tl.constexpr = 0,
 ):
     WAITS: tl.constexpr = keeps(ABLATE, ABLATE_NO_WAIT)
     FENCED: tl.constexpr = keeps(ABLATE, ABLATE_NO_FENCE)
-    # h loaded with no mask (load_columns) where its chunks fit and it has 16 bits: fp32 and
-    # fp64 chunks hold 2-4x the registers (unmasked, RNN_RELU TF32 H=512's forward spilled
-    # 8 B, sm_80, triton 3.9)
-    WHOLE: tl.constexpr = WHOLE_CHUNKS and (DOT_DTYPE == tl.float16 or DOT_DTYPE == tl.bfloat16)
     pid_n, pid_b, d, group = claim_work(sync_ptr, progs, D)
     flags_cell = sync_ptr + FLAGS_AT + group * 2 * progs   # [progs] phase 0: h (or hh) out
     flags_out = flags_cell  # the phase that completes h

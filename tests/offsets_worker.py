@@ -170,7 +170,7 @@ def check_split(cell, D):
         return sync
     plan = config.Plan(True, BLOCK_B, 16, 16, 4)
     layout = config.SplitLayout(plan, progs=1, n_slices=1, res_chunks=1, res_proj=0)
-    meta = recurrence.split_meta(layout, code, H, K, backward=False)
+    meta = recurrence.split_meta(layout, code, H, K, 4, backward=False)
     common = dict(CELL=code, G=G, S=S, PROJ=False, VARLEN=True, **recurrence._common(f32))
     # Arguments as kernels/recurrence.py passes them: a constexpr-disabled pointer gets a dummy.
     bhn = big["bhn"] if big["bhn"] is not None else big["xp"]
@@ -190,7 +190,7 @@ def check_split(cell, D):
         dc_work[:, :BLOCK_B].copy_(p["dc_n"])
     bc0 = big["c0"] if big["c0"] is not None else act
     sync = new_sync()
-    meta = recurrence.split_meta(layout, code, H, K, backward=True)
+    meta = recurrence.split_meta(layout, code, H, K, 4, backward=True)
     recurrence.split_backward_kernel[(D,)](
         big["dy"], act, cs, y, big["h0"], bc0, big["lengths"], p["whh"], act, dxp, dhg, act,
         parts, parts, dc_work, dh_work, sync, T, B, H, K, D, 1, config.SPIN_LIMIT,

@@ -76,8 +76,8 @@ def test_projection_backward_keeps_the_chunks_its_rows_have(monkeypatch, H, forw
     plan = config.Plan(True, 16, 16, 256, 4, 1)
     P = H // 4
     layout = config.split_layout(plan, LSTM, H, P, torch.float16, H100)
-    fwd = split_meta(layout, LSTM, H, P, backward=False)
-    bwd = split_meta(layout, LSTM, H, P, backward=True)
+    fwd = split_meta(layout, LSTM, H, P, 2, backward=False)
+    bwd = split_meta(layout, LSTM, H, P, 2, backward=True)
     assert (fwd["RES_PROJ"], fwd["STREAM_WR"]) == (forward, H > 4 * 256)
     assert (bwd["RES_PROJ"], bwd["STREAM_WR"]) == (backward, False)
 

@@ -101,9 +101,8 @@ def test_program_per_slice_matches_reference(mode, H, P, B):
 
 
 # (mode, H): the chunks of h loaded alongside the resident chunks of W end within H (16-column
-# chunks), so the forward's programs load them, in fp16, with no mask (recurrence.split_meta's
-# WHOLE_CHUNKS, split_forward_kernel's WHOLE). B=18: the second batch tile's lanes past B
-# read row B - 1.
+# chunks), so the forward's programs load them, in fp16, with no mask (split.loads_h_unmasked,
+# split_forward_kernel's WHOLE). B=18: the second batch tile's lanes past B read row B - 1.
 WHOLE_CASES = [("LSTM", 64), ("GRU", 64), ("RNN_TANH", 128)]
 
 
@@ -113,7 +112,7 @@ def test_unmasked_exchange_loads_match_reference(mode, H):
     code = cells.lookup(mode).code
     with force_split(SLICE, reduction_chunk=16, programs=EVERY_SLICE):
         layout = config.launch(code, H, H, F16, 18, None, 2).layout
-        assert recurrence.split_meta(layout, code, H, H, False)["WHOLE_CHUNKS"]
+        assert recurrence.split_meta(layout, code, H, H, 2, False)["WHOLE"]
         with programs_in_threads(timeout_s=300) as launches:
             outs, grads = run_layer(functional.recurrent_layer, prob, F16)
     assert launches == [2 * 2 * triton.cdiv(H, layout.plan.block_h)] * 2
