@@ -82,20 +82,40 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                         wide = plans and config.wide_batch_layout(plans[0], kind.code, hidden,
                                                                   width, torch_dtype(dtype))
                     shipped += [wide.plan] if wide else []
+                    # each in its main forms; run() swaps in what the launcher runs on each
+                    # architecture (launched: the multi-slice plan, where slices outnumber SMs)
                     runs = [(p, [f for f in kernel_forms(p.split, kind.projects)
                                  if not is_multi_slice(f)]) for p in shipped]
-                    if any(p.split for p in shipped):
-                        with tf32_for(dtype):
-                            multi = config.multi_slice_plan(kind.code, hidden, width,
-                                                            torch_dtype(dtype))
-                        runs.append((multi, [f for f in kernel_forms(True, kind.projects)
-                                             if is_multi_slice(f)]))
                 for plan, plan_forms in runs:
                     for form in plan_forms:
-                        if form in forms:
+                        if form in forms or (scope == "shipped" and form in MAIN_SPLIT_FORMS):
                             yield dict(kernel=form, cell=cell, dtype=dtype, hidden_size=hidden,
                                        proj_size=width if width != hidden else 0,
                                        config=plan.as_dict())
+
+
+MAIN_SPLIT_FORMS = ("split_forward", "split_backward")
+
+
+def launched(job, arch):
+    """`job` as the launcher runs its plan on sm_`arch` (config.split_layout, with the SMs and
+    shared memory the report assumes): a split plan whose slices outnumber the SMs gives way
+    to config.multi_slice_plan, which walks its slices (the multi-slice forms) only where
+    they outnumber the SMs too, and else runs one slice a program (the main forms). Where
+    the report compiled the multi-slice plan beside the default whatever the size, it
+    compiled forms that do not run: at H = 2304-4096 those spilled where what runs did not
+    (LSTM and GRU fp16, sm_90, triton 3.9; 2026-12-01)."""
+    if job["kernel"] not in MAIN_SPLIT_FORMS:
+        return job
+    from tritonrnn.kernels import cells, config, dtypes
+    width = job["proj_size"] or job["hidden_size"]
+    with dtypes.tf32_for(job["dtype"]):
+        layout = config.split_layout(
+            config.Plan(**job["config"]), cells.lookup(job["cell"]).code, job["hidden_size"],
+            width, dtypes.torch_dtype(job["dtype"]),
+            (SMS[arch], config.SHARED_PER_BLOCK[arch // 10], arch // 10))
+    kernel = job["kernel"] + "_multi" if layout.multi else job["kernel"]
+    return dict(job, kernel=kernel, config=layout.plan.as_dict())
 
 
 # SMs of the GPUs each architecture is reported for (H100 SXM, A100 SXM): how many programs
@@ -338,9 +358,17 @@ def _record_key(record):
 
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
         progress=sys.stderr, known=()):
-    """Compile every job of the scope for every arch; see compile_jobs."""
-    work = [(job, arch) for arch in archs for job in jobs(cells, dtypes, hiddens, forms, scope)]
-    return compile_jobs(work, workers, progress, known)
+    """Compile every job of the scope for every arch (the shipped scope as launched); see
+    compile_jobs."""
+    work = {}
+    for arch in archs:
+        for job in jobs(cells, dtypes, hiddens, forms, scope):
+            if scope == "shipped":
+                job = launched(job, arch)
+                if job["kernel"] not in forms:
+                    continue
+            work.setdefault(_record_key(dict(job, arch=f"sm_{arch}")), (job, arch))
+    return compile_jobs(list(work.values()), workers, progress, known)
 
 
 def compile_jobs(work, workers=None, progress=sys.stderr, known=()):

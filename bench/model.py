@@ -99,23 +99,21 @@ def regime_jobs(cell, hidden, dtype, arch):
     layer of `cell` with I = H = `hidden` on a GPU of arch `arch` (its SM count from the
     compile report), default plan (the shipped tuning table is consulted as the report does)."""
     from tritonrnn.kernels import cells, config, dtypes
-    from bench.compile_report import SMS
-    code = cells.lookup(cell).code
-    torch_dtype = dtypes.torch_dtype(dtype)
+    from bench.compile_report import SMS, launched
     with dtypes.tf32_for(dtype):
-        plan = config.default_plan(code, hidden, hidden, torch_dtype)
-        slices = -(-hidden // plan.block_h)
-        if not plan.split:
-            forms, regime = ("fused_forward", "fused_backward"), "fused"
-        elif slices <= SMS[arch]:
-            forms, regime = ("split_forward", "split_backward"), f"split x{slices}"
-        else:
-            plan = config.multi_slice_plan(code, hidden, hidden, torch_dtype)
-            slices = -(-hidden // plan.block_h)
-            forms = ("split_forward_multi", "split_backward_multi")
-            regime = f"split multi-slice x{min(slices, SMS[arch])} ({slices} slices)"
-    jobs = [dict(kernel=f, cell=cell, dtype=dtype, hidden_size=hidden, proj_size=0,
-                 config=plan.as_dict()) for f in forms]
+        plan = config.default_plan(cells.lookup(cell).code, hidden, hidden,
+                                   dtypes.torch_dtype(dtype))
+    forms = ("split_forward", "split_backward") if plan.split else ("fused_forward",
+                                                                    "fused_backward")
+    jobs = [launched(dict(kernel=f, cell=cell, dtype=dtype, hidden_size=hidden, proj_size=0,
+                          config=plan.as_dict()), arch) for f in forms]
+    regime = "fused"
+    if plan.split:
+        slices = -(-hidden // jobs[0]["config"]["block_h"])
+        regime = (f"split multi-slice x{min(slices, SMS[arch])} ({slices} slices)"
+                  if jobs[0]["kernel"].endswith("_multi") else
+                  f"split x{slices}" + ("" if jobs[0]["config"] == plan.as_dict() else
+                                        f", {jobs[0]['config']['block_h']}-unit slices"))
     return regime, jobs[0], jobs[1]
 
 

@@ -220,3 +220,28 @@ def _check_time_loop(r):
         if r["kernel"] == "split_forward":
             needed = 2 * gates * slice_units * block_b * width  # FLOPs of h @ W_slice^T
             assert step["mma_flops"] >= needed, (where, step["mma_flops"], needed)
+
+
+def test_report_compiles_what_the_launcher_runs():
+    """The shipped scope compiles each split plan as config.split_layout lays it out on the
+    report's GPUs (compile_report.launched): where a plan's slices outnumber the SMs, the
+    multi-slice plan, one slice a program until its own slices outnumber them too."""
+    from bench.compile_report import SMS, launched
+    from tritonrnn.kernels import config
+    import torch
+
+    def job(kernel, hidden, cell="GRU"):
+        plan = config.default_plan(cells.lookup(cell).code, hidden, hidden, torch.float16)
+        return dict(kernel=kernel, cell=cell, dtype="fp16", hidden_size=hidden, proj_size=0,
+                    config=plan.as_dict())
+
+    anchor = job("split_forward", 768, "LSTM")
+    assert launched(anchor, 90) == anchor and launched(anchor, 80) == anchor
+    fused = job("fused_forward", 64)
+    assert launched(fused, 90) == fused
+    wide = launched(job("split_backward", 2816), 90)  # 176 slices of 16 > 132: 88 of 32
+    assert wide["kernel"] == "split_backward" and wide["config"]["block_h"] == 32
+    assert launched(job("split_forward", 2048), 90)["config"]["block_h"] == 16  # 128 <= 132
+    assert launched(job("split_forward", 2048), 80)["config"]["block_h"] == 32  # 128 > 108
+    walks = launched(job("split_forward", 4096), 80)  # 128 slices of 32 > 108 SMs
+    assert walks["kernel"] == "split_forward_multi" and -(-4096 // 32) > SMS[80]
