@@ -155,8 +155,9 @@ def multi_slice_plan(cell, hidden, width, dtype):
     """The split plan for a GPU with fewer SMs than the chosen plan has hidden slices: of the
     candidates that also compile clean in the multi-slice forms, the one with the widest
     slices (so the fewest per program; the first such in candidate order). Where none does
-    (the projected LSTM in TF32 at H = 512: every candidate spills there, AOT, 2026-12-01),
-    the widest split candidate all the same: slower, not wrong."""
+    (the projected LSTM in TF32: every candidate spilled walking its slices at H = 512 or
+    past 2048, AOT, 2026-12-01), the widest split candidate all the same: slower, not
+    wrong."""
     return _multi_slice_plan(cell, hidden, width, dtype, math_dtype_name(dtype))
 
 

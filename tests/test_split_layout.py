@@ -88,8 +88,9 @@ def test_projection_backward_keeps_the_chunks_its_rows_have(monkeypatch, H, forw
 @pytest.mark.parametrize("hidden,sms", [(2048, 108), (2048, 132), (4096, 132), (20000, 132),
                                         (1000, 3)])
 def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
-    """Never more programs per group than SMs; a group walks several slices only with a plan
-    the compile report found clean in the multi-slice forms, and with the widest slices."""
+    """Never more programs per group than SMs; a group walks several slices with the widest
+    slices of the plans the compile report found clean in the multi-slice forms, or, where
+    none is (the projected LSTM in TF32: config.multi_slice_plan), of every split plan."""
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", dname == "tf32")
     code, dtype = CELL_CODES[cell], dtypes.torch_dtype(dname)
     width = hidden // 4 if proj else hidden
@@ -103,10 +104,11 @@ def test_more_slices_than_sms(monkeypatch, dname, cell, proj, hidden, sms):
         assert -(-hidden // chosen.block_h) > sms
         assert plan == config.multi_slice_plan(code, hidden, width, dtype)
     if progs < n_slices:
-        assert not pruning.is_pruned(code, proj, dname, plan, multi_slice=True)
-        widest = max(p.block_h for p in config.candidates(code, hidden, width, dtype) if p.split
-                     and not pruning.is_pruned(code, proj, dname, p, multi_slice=True))
-        assert plan.block_h == widest
+        split = [p for p in config.candidates(code, hidden, width, dtype) if p.split]
+        clean = [p for p in split if not pruning.is_pruned(code, proj, dname, p,
+                                                          multi_slice=True)]
+        assert plan in (clean or split)
+        assert plan.block_h == max(p.block_h for p in clean or split)
 
 
 @pytest.mark.parametrize("dname", ["fp32", "tf32", "fp16", "bf16"])
