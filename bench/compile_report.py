@@ -57,9 +57,10 @@ def _shipped_plans(cell, dtype, hidden):
 
 def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
     """Every (kernel form, cell, dtype, hidden size, plan) in `scope`, as plain dicts:
-    "shipped": the default plans and the shipped tuning table's; "selectable": every
-    candidate not pruned; "space": the whole search space, pruned ones included.
-    A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
+    "shipped": the default plans and the shipped tuning table's, the split ones in their
+    main forms whatever `forms` says (run() lays each out as launched and then keeps the
+    forms asked for); "selectable": every candidate not pruned; "space": the whole search
+    space, pruned ones included. A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
     from tritonrnn.kernels import cells as cell_table, config
     from tritonrnn.kernels.compile_specs import is_multi_slice, kernel_forms
     from tritonrnn.kernels.dtypes import tf32_for, torch_dtype
@@ -72,8 +73,7 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                 with tf32_for(dtype):
                     plans = config.candidates(kind.code, hidden, width, torch_dtype(dtype),
                                               scope == "space")
-                # (plan, the forms it runs in): in the shipped scope the multi-slice forms run
-                # only with config.multi_slice_plan, the main forms with the chosen plans.
+                # (plan, the forms it runs in)
                 if scope != "shipped":
                     runs = [(p, kernel_forms(p.split, kind.projects)) for p in plans]
                 else:
