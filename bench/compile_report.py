@@ -62,7 +62,7 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
     forms asked for); "selectable": every candidate not pruned; "space": the whole search
     space, pruned ones included. A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
     from tritonrnn.kernels import cells as cell_table, config
-    from tritonrnn.kernels.compile_specs import is_multi_slice, kernel_forms
+    from tritonrnn.kernels.compile_specs import SPLIT_MAIN_FORMS, is_multi_slice, kernel_forms
     from tritonrnn.kernels.dtypes import tf32_for, torch_dtype
     for cell in cells:
         kind = cell_table.lookup(cell)
@@ -88,13 +88,10 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                                  if not is_multi_slice(f)]) for p in shipped]
                 for plan, plan_forms in runs:
                     for form in plan_forms:
-                        if form in forms or (scope == "shipped" and form in MAIN_SPLIT_FORMS):
+                        if form in forms or (scope == "shipped" and form in SPLIT_MAIN_FORMS):
                             yield dict(kernel=form, cell=cell, dtype=dtype, hidden_size=hidden,
                                        proj_size=width if width != hidden else 0,
                                        config=plan.as_dict())
-
-
-MAIN_SPLIT_FORMS = ("split_forward", "split_backward")
 
 
 def launched(job, arch):
@@ -105,9 +102,10 @@ def launched(job, arch):
     the report compiled the multi-slice plan beside the default whatever the size, it
     compiled forms that do not run: at H = 2304-4096 those spilled where what runs did not
     (LSTM and GRU fp16, sm_90, triton 3.9; 2026-12-01)."""
-    if job["kernel"] not in MAIN_SPLIT_FORMS:
-        return job
     from tritonrnn.kernels import cells, config, dtypes
+    from tritonrnn.kernels.compile_specs import SPLIT_MAIN_FORMS
+    if job["kernel"] not in SPLIT_MAIN_FORMS:
+        return job
     width = job["proj_size"] or job["hidden_size"]
     with dtypes.tf32_for(job["dtype"]):
         layout = config.split_layout(

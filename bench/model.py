@@ -99,12 +99,12 @@ def regime_jobs(cell, hidden, dtype, arch):
     layer of `cell` with I = H = `hidden` on a GPU of arch `arch` (its SM count from the
     compile report), default plan (the shipped tuning table is consulted as the report does)."""
     from tritonrnn.kernels import cells, config, dtypes
+    from tritonrnn.kernels.compile_specs import FUSED_FORMS, SPLIT_MAIN_FORMS
     from bench.compile_report import SMS, launched
     with dtypes.tf32_for(dtype):
         plan = config.default_plan(cells.lookup(cell).code, hidden, hidden,
                                    dtypes.torch_dtype(dtype))
-    forms = ("split_forward", "split_backward") if plan.split else ("fused_forward",
-                                                                    "fused_backward")
+    forms = SPLIT_MAIN_FORMS if plan.split else FUSED_FORMS
     jobs = [launched(dict(kernel=f, cell=cell, dtype=dtype, hidden_size=hidden, proj_size=0,
                           config=plan.as_dict()), arch) for f in forms]
     regime = "fused"

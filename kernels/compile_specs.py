@@ -20,7 +20,9 @@ from .split import split_backward_kernel, split_forward_kernel
 # Every form runs a whole sequence in one launch. The main forms are what ordinary sizes
 # launch; the multi-slice forms (MULTI=True: a program walks several hidden slices, keeping
 # c in global memory) run when a split recurrence has more slices than the GPU has SMs.
-MAIN_FORMS = ("fused_forward", "fused_backward", "split_forward", "split_backward")
+FUSED_FORMS = ("fused_forward", "fused_backward")
+SPLIT_MAIN_FORMS = ("split_forward", "split_backward")
+MAIN_FORMS = FUSED_FORMS + SPLIT_MAIN_FORMS
 MULTI_SLICE_FORMS = ("split_forward_multi", "split_backward_multi")
 KERNEL_FORMS = MAIN_FORMS + MULTI_SLICE_FORMS
 
@@ -33,8 +35,8 @@ _OPTIONS = ("num_warps", "num_stages", "maxnreg")
 def kernel_forms(split, proj):
     """Kernel forms a plan of this regime launches (`proj`: LSTM with projection)."""
     if not split:
-        return ("fused_forward", "fused_backward")
-    return MAIN_FORMS[2:] + MULTI_SLICE_FORMS
+        return FUSED_FORMS
+    return SPLIT_MAIN_FORMS + MULTI_SLICE_FORMS
 
 
 def is_multi_slice(form):
@@ -66,7 +68,7 @@ def _constexprs(form, cell, dtype, config, hidden, width, arch, programs):
                   PRECISION="tf32" if dtypes.DTYPES[dtype].tf32 else "ieee")
     has_bhn = kind.name == "GRU"
     lstm = kind.has_c  # only LSTM has c: the launchers pass c0, dc_n for it alone
-    if form in ("fused_forward", "fused_backward"):
+    if form in FUSED_FORMS:
         from . import config as plans
         meta = fused_meta(plans.Plan(**config), code, hidden, width,
                           form == "fused_backward", common["PRECISION"] if dtype in
