@@ -434,15 +434,16 @@ def forward_projection(
     BLOCK_B: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_KC: tl.constexpr, DOT_DTYPE: tl.constexpr, ACC_DTYPE: tl.constexpr,
-    PRECISION: tl.constexpr, WHOLE: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """h[p0_ + [0, BLOCK_N)] = W_hr[those rows] @ hh^T for every unit of the cell output;
-    writes h and y; returns h_own after the step (kept past each length)."""
+    writes h and y; returns h_own after the step (kept past each length). The cell output
+    loads masked: a projecting forward never takes the unmasked loads (loads_h_unmasked)."""
     offs_p = p0_ + tl.arange(0, BLOCK_N)
     mask = (offs_p[:, None] < K) & mask_b[None, :]
     acc = rows_times_state(r0, r1, r2, r3, wr_base, offs_p.to(tl.int64), offs_p < K, H, 1,
                            hh_ptr, state_col, H, mask_b, RES_PROJ, STREAM, STAGES, BLOCK_N, BLOCK_B,
-                           BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, WHOLE)
+                           BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, False)
     h_next = tl.where(valid, acc, h_own)
     tl.store(cur + state_col * K + offs_p[:, None], h_next.to(cur.dtype.element_ty), mask=mask)
     tl.store(y_ptr + col * K + offs_p[:, None],
@@ -594,7 +595,7 @@ def split_forward_kernel(
                 h_own = forward_projection(
                     n_own, h_own, r0, r1, r2, r3, wr_base, hh_ptr, cur, y_ptr, col, state_col,
                     mask_b, valid, H, K, RES_PROJ, STREAM_WR, STREAM_STAGES, BLOCK_B, BLOCK_N,
-                    BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION, WHOLE)
+                    BLOCK_KC, DOT_DTYPE, ACC_DTYPE, PRECISION)
             if MULTI:
                 for sl in range(pid_n + progs, n_out, progs):
                     sh_ptrs, sh_mask = state_tile(h_ptr, K, state_col, sl * BLOCK_N, mask_b,
@@ -603,7 +604,7 @@ def split_forward_kernel(
                         sl * BLOCK_N, tl.load(sh_ptrs, mask=sh_mask, other=0.0), r0, r1, r2,
                         r3, wr_base, hh_ptr, cur, y_ptr, col, state_col, mask_b, valid, H, K, 0,
                         True, STREAM_STAGES, BLOCK_B, BLOCK_N, BLOCK_KC, DOT_DTYPE, ACC_DTYPE,
-                        PRECISION, WHOLE)
+                        PRECISION)
                     tl.store(sh_ptrs, h_sl, mask=sh_mask)
             spent_release = timed_publish(flags_out + pid_n, step + 1, spent_release, FENCED,
                                           PROFILE)
