@@ -57,12 +57,12 @@ def _shipped_plans(cell, dtype, hidden):
 
 def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
     """Every (kernel form, cell, dtype, hidden size, plan) in `scope`, as plain dicts:
-    "shipped": the default plans and the shipped tuning table's, the split ones in their
-    main forms whatever `forms` says (run() lays each out as launched and then keeps the
-    forms asked for); "selectable": every candidate not pruned; "space": the whole search
-    space, pruned ones included. A projecting LSTM ("LSTM_PROJ") uses proj_size = hidden // 4."""
+    "shipped": the default plans and the shipped tuning table's, in their main forms (run()
+    lays each out as launched, which may walk slices); "selectable": every candidate not
+    pruned; "space": the whole search space, pruned ones included. A projecting LSTM
+    ("LSTM_PROJ") uses proj_size = hidden // 4."""
     from tritonrnn.kernels import cells as cell_table, config
-    from tritonrnn.kernels.compile_specs import SPLIT_MAIN_FORMS, is_multi_slice, kernel_forms
+    from tritonrnn.kernels.compile_specs import is_multi_slice, kernel_forms
     from tritonrnn.kernels.dtypes import tf32_for, torch_dtype
     for cell in cells:
         kind = cell_table.lookup(cell)
@@ -88,7 +88,7 @@ def jobs(cells, dtypes, hiddens, forms, scope="shipped"):
                                  if not is_multi_slice(f)]) for p in shipped]
                 for plan, plan_forms in runs:
                     for form in plan_forms:
-                        if form in forms or (scope == "shipped" and form in SPLIT_MAIN_FORMS):
+                        if form in forms:
                             yield dict(kernel=form, cell=cell, dtype=dtype, hidden_size=hidden,
                                        proj_size=width if width != hidden else 0,
                                        config=plan.as_dict())
@@ -356,15 +356,13 @@ def _record_key(record):
 
 def run(archs, cells, dtypes, hiddens, forms, scope="shipped", workers=None,
         progress=sys.stderr, known=()):
-    """Compile every job of the scope for every arch (the shipped scope as launched); see
-    compile_jobs."""
+    """Compile every job of the scope for every arch (the shipped scope as launched, walking
+    slices where the launcher does, whichever forms were asked for); see compile_jobs."""
     work = {}
     for arch in archs:
         for job in jobs(cells, dtypes, hiddens, forms, scope):
             if scope == "shipped":
                 job = launched(job, arch)
-                if job["kernel"] not in forms:
-                    continue
             work.setdefault(_record_key(dict(job, arch=f"sm_{arch}")), (job, arch))
     return compile_jobs(list(work.values()), workers, progress, known)
 
@@ -597,7 +595,9 @@ def main(argv=None):
                              "regime's multi-slice forms (more hidden slices than SMs); "
                              "fused: the fused regime's alone; split_forward, "
                              "split_backward: that split kernel's main and multi-slice forms "
-                             "(after a change to one of them)")
+                             "(after a change to one of them). The shipped scope compiles "
+                             "each plan as it runs, walking slices where it does, under any "
+                             "of these but fused")
     parser.add_argument("--json", default=None, help="write the records as a JSON list here")
     parser.add_argument("--prune-from", nargs="+", default=None, metavar="JSON",
                         help="compile nothing: rewrite kernels/pruned_configs.json from the "
