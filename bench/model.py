@@ -242,6 +242,9 @@ def report(gpu, dtype="fp16", known=(), calibration=None, out=sys.stdout, progre
       f"   cuDNN published (H100): {ref['forward+backward']} ms")
     result["anchor"] = dict(regime=regime, **{k: v for k, v in est.items()},
                             cudnn_published_h100_ms=ref)
+    p("")
+    from bench import design_bound
+    result["anchor_bounds"] = design_bound.print_anchor(consts, 2, arch, out)
 
     p("")
     p(f"DeepBench inference shapes with B <= {DEEPBENCH_TARGET_MAX_BATCH} (forward, I = H; "

@@ -57,6 +57,12 @@ ANCHOR_REFERENCE_MS = {
 }
 # Our targets at the anchor on an H100: 2x faster than cuDNN's published times.
 ANCHOR_TARGET_MS = {"forward": 1.0, "forward+backward": 2.6}
+# The resident-weights issue's targets at the anchor: the model's upper end (python -m
+# bench.model, H100 constants), and the bytes a forward step loads under the interpreter, all
+# programs together, as a fraction of the count before that design (README, Performance).
+ANCHOR_MODEL_TARGET_MS = {"forward": 1.5, "forward+backward": 3.9}
+ANCHOR_STEP_BYTES_BEFORE = 7_274_496
+ANCHOR_STEP_BYTES_TARGET = 0.15
 # Elsewhere: not slower than cuDNN at DeepBench inference shapes with B <= 32, and this many
 # times faster than the plain PyTorch time loop everywhere.
 DEEPBENCH_TARGET_MAX_BATCH = 32

@@ -86,3 +86,46 @@ def test_calibration_keeps_each_part_as_it_is_measured(tmp_path, monkeypatch):
     assert calibrate.profile_text(record["raw"]["step_profile_h768_inference"]) == (
         "split_forward, 48 programs, cycles a step: step 2 [1-3], work 1 [1-1], wait 1 [0-2], "
         "release 0 [0-0]")
+
+
+def test_design_bound_counts_one_wait_h_and_the_w_rows():
+    """bench/design_bound.py at the anchor's 16-unit slices, by hand: one L2 round trip and
+    one exchange; all of h (16 x 768 fp16) and 4 gates x 16 units of input projection from
+    L2; 64 rows x 768 of W from shared memory; low end overlapped, high end added."""
+    from bench import design_bound
+    consts = gpu_constants.constants("H100")
+    b = design_bound.bound(16, 4, 16, 768, 1024, 2, consts)
+    assert (b.programs, b.w_bytes, b.fits) == (48, 64 * 768 * 2, True)
+    h_x = 16 * 768 * 2 + 16 * 4 * 16 * 2
+    assert b.step_cycles[0] == pytest.approx(300 + 150 + max(h_x / 64, 98_304 / 128))
+    assert b.step_cycles[1] == pytest.approx(500 + 500 + h_x / 40 + 98_304 / 128)
+    assert b.step_bytes == 48 * h_x + 48 * 48 * 4  # and one poll of 48 int32 flags each
+    gemm = model.gemm_ms(2.0 * 1024 * 16 * 768 * 4 * 768, consts)
+    assert b.forward_ms[1] == pytest.approx(1024 * b.step_cycles[1] / 1.755e6 + gemm[1])
+    assert design_bound.budget_cycles(b, 1.5, 1024, consts) == pytest.approx(
+        (1.5 - gemm[1]) * 1.755e6 / 1024)
+    # 64-unit slices: 256 rows of W (384 KiB) fit no block's shared memory
+    assert not design_bound.bound(64, 4, 16, 768, 1024, 2, consts).fits
+    # W in registers instead: no shared-memory term; 192 KiB fits a register file, 384 not
+    regs = design_bound.bound(32, 4, 16, 768, 1024, 2, consts, w_in_registers=True)
+    assert regs.fits and regs.step_cycles[1] == pytest.approx(1000 + (h_x + 2048) / 40)
+    assert not design_bound.bound(64, 4, 16, 768, 1024, 2, consts, w_in_registers=True).fits
+
+
+@pytest.mark.parametrize("gpu", ["H100", "H200"])
+def test_no_slice_width_meets_both_anchor_targets(gpu):
+    """The resident-weights issue's two targets at the anchor pull against each other in this
+    design, by the model's own constants (H200: as calibrated on one, 2026-11-30): fewer
+    programs load fewer copies of h, but each then reads more rows of W from shared memory
+    a step. The slice widths that can run: 8 units (time only), 16 (neither), 32 (bytes only).
+    This holds until the constants change: it is a statement about them, not a target."""
+    from bench import design_bound
+    from bench.shapes import (ANCHOR_MODEL_TARGET_MS, ANCHOR_STEP_BYTES_BEFORE,
+                              ANCHOR_STEP_BYTES_TARGET)
+    consts = gpu_constants.constants(gpu, model.load_calibration(gpu) if gpu == "H200" else None)
+    meets = {}
+    for b in design_bound.slice_bounds(4, 16, 768, 1024, 2, consts):
+        if b.fits:
+            meets[b.units] = (b.forward_ms[1] <= ANCHOR_MODEL_TARGET_MS["forward"],
+                              b.step_bytes < ANCHOR_STEP_BYTES_TARGET * ANCHOR_STEP_BYTES_BEFORE)
+    assert meets == {8: (True, False), 16: (False, False), 32: (False, True)}
