@@ -54,23 +54,39 @@ def _lowerable(record):
     return res_chunks > 0 or res_proj > 0 or ((stream_w or stream_wr) and stages > fewest)
 
 
+def _resident_entry(r):
+    """The "resident" entry of split main-form record `r`, at any slice count."""
+    kind = cells.lookup(r["cell"])
+    return dict(cell=kind.mode, proj=kind.projects, dtype=r["dtype"], config=r["config"],
+                forms="resident", arch=int(r["arch"].removeprefix("sm_")), kernel=r["kernel"],
+                resident=list(r["resident"]), why=_why(r))
+
+
+def _slices_p2(r):
+    return config.slices_p2(-(-r["hidden_size"] // r["config"]["block_h"]))
+
+
 def entries_from_report(records):
     """Pruned-list entries for every failing compile-report record: forms "resident" (one
     per failing split kernel and resident form, with its architecture family) when a
-    split main form that keeps part of W on chip failed, so that layouts keep less there;
-    otherwise one per configuration, forms "all" when a main form failed (never
-    selectable), "multi_slice" when only the multi-slice forms did (not used for hidden
-    sizes with more slices than SMs)."""
+    split main form that keeps part of W on chip failed, so that layouts keep less there,
+    at the failure's slice count alone (slices_p2) where the same form compiled clean at
+    another in these records; otherwise one per configuration, forms "all" when a main
+    form failed (never selectable), "multi_slice" when only the multi-slice forms did (not
+    used for hidden sizes with more slices than SMs)."""
+    clean_at = {}  # resident key at any slice count: the slice counts it compiled clean at
+    for r in records:
+        if r["ok"] and r.get("resident") and not is_multi_slice(r["kernel"]):
+            clean_at.setdefault(_key(_resident_entry(r)), set()).add(_slices_p2(r))
     failures = {}
     for r in records:
         if r["ok"]:
             continue
         kind = cells.lookup(r["cell"])
         if _lowerable(r):
-            entry = dict(cell=kind.mode, proj=kind.projects, dtype=r["dtype"],
-                         config=r["config"], forms="resident",
-                         arch=int(r["arch"].removeprefix("sm_")), kernel=r["kernel"],
-                         resident=list(r["resident"]), why=_why(r))
+            entry = _resident_entry(r)
+            if clean_at.get(_key(entry), set()) - {_slices_p2(r)}:
+                entry["slices_p2"] = _slices_p2(r)
             failures.setdefault(_key(entry), entry)
             continue
         key = pruning.entry_key(kind.mode, kind.projects, r["dtype"], r["config"])
@@ -90,7 +106,7 @@ def _key(e):
     """An entry's identity: its plan's, and for "resident" entries its form's too."""
     if e.get("forms") == "resident":
         return pruning.resident_key(e["cell"], e["proj"], e["dtype"], e["config"], e["arch"],
-                                    e["kernel"], e["resident"])
+                                    e["kernel"], e["resident"], e.get("slices_p2"))
     return _entry_key(e)
 
 
@@ -98,6 +114,8 @@ def _covered(table, e):
     """Whether `table` ({key: entry}) prunes entry `e` at least as widely already."""
     if table.get(_entry_key(e), {}).get("forms") == "all":
         return True
+    if e.get("slices_p2") is not None and _key(dict(e, slices_p2=None)) in table:
+        return True  # the same form, pruned at every slice count
     return table.get(_key(e), {}).get("forms") == e["forms"]
 
 

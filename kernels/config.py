@@ -276,6 +276,12 @@ WGMMA_MAJOR = 9  # compute capability from which the products run on wgmma
 SPIN_LIMIT = 1 << 22
 
 
+def slices_p2(n_slices):
+    """The split kernels' SLICES_P2: the flags a wait reads, `n_slices` rounded up to a
+    power of two."""
+    return 1 << (n_slices - 1).bit_length()
+
+
 @dataclass(frozen=True)
 class SplitLayout:
     """What a split-regime launch runs with: its plan, programs per group, hidden slices,
@@ -294,6 +300,10 @@ class SplitLayout:
     @property
     def multi(self):
         return self.progs < self.n_slices
+
+    @property
+    def slices_p2(self):
+        return slices_p2(self.n_slices)
 
     def forms(self):
         """(forward, backward): (res_chunks, res_proj, stream_stages) of each kernel."""
@@ -377,6 +387,7 @@ def clean_resident(cell, plan, hidden, width, dtype, res, res_proj, major):
     the report shows the failure."""
     from .pruning import is_resident_form_pruned
     proj = width != hidden
+    flags = slices_p2(-(-hidden // plan.block_h))  # what this size's waits read
     math = math_dtype_name(dtype)
     rows = padded_gates(cell) * plan.block_h
     options = stream_stages_options(dtype)
@@ -389,7 +400,7 @@ def clean_resident(cell, plan, hidden, width, dtype, res, res_proj, major):
                 resident = SplitLayout(plan, 1, 1, r, rp, stages).kernel_resident(
                     hidden, width, backward)
                 if not is_resident_form_pruned(cell, proj, math, plan, major, kernel,
-                                               resident):
+                                               resident, flags):
                     return r, rp, stages
                 if not any(resident[2:4]):  # nothing streams: the stages change nothing
                     break

@@ -21,7 +21,8 @@ A split plan compiles differently with the hidden size mainly through how much o
 keeps on chip and how it streams the rest (RESIDENT_CONSTEXPRS): a plan clean at H = 512
 may spill at H = 768, where it holds as many chunks and streams the rest. Such a failure is
 pruned for that resident form alone (forms "resident", with the architecture family and
-the kernel): config.clean_resident then has that kernel keep fewer chunks on chip (or
+the kernel, and the slice count where only that separates it from a clean record:
+resident_key): config.clean_resident then has that kernel keep fewer chunks on chip (or
 stream in fewer stages), the most that is not pruned, and the plan stays selectable where
 it compiled clean.
 """
@@ -72,16 +73,20 @@ def arch_family(major):
     return 90 if major >= 9 else 80
 
 
-def resident_key(cell_name, proj, dtype_name, config, arch, kernel, resident):
+def resident_key(cell_name, proj, dtype_name, config, arch, kernel, resident, slices_p2=None):
     """What identifies a "resident" entry: the plan's entry_key, the architecture family
-    (80 or 90), the kernel form and its resident constexprs (RESIDENT_CONSTEXPRS order)."""
+    (80 or 90), the kernel form, its resident constexprs (RESIDENT_CONSTEXPRS order) and
+    the power of two of the slices whose flags its waits read (the kernels' SLICES_P2), for
+    an entry that applies at that one only (None or 0: at any). A form can compile clean
+    at one and spill at another: the RNN forward keeping three chunks of W_hh, 32 at
+    H = 2048 and 64 from 2,112 units (fp16, sm_90, triton 3.6: 0 and 832 B)."""
     return entry_key(cell_name, proj, dtype_name, config) + (
-        arch, kernel, tuple(int(v) for v in resident))
+        arch, kernel, tuple(int(v) for v in resident), slices_p2 or 0)
 
 
 def _entry_resident_key(e):
     return resident_key(e["cell"], e["proj"], e["dtype"], e["config"], e["arch"], e["kernel"],
-                        e["resident"])
+                        e["resident"], e.get("slices_p2"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,10 +110,12 @@ def is_pruned(cell, proj, dtype_name, plan, multi_slice=False):
     return key in everywhere or (multi_slice and key in multi_only)
 
 
-def is_resident_form_pruned(cell, proj, dtype_name, plan, major, kernel, resident):
+def is_resident_form_pruned(cell, proj, dtype_name, plan, major, kernel, resident,
+                            slices_p2=None):
     """Whether split kernel `kernel` ("split_forward" or "split_backward") of `plan` failed
     with the resident constexprs `resident` (RESIDENT_CONSTEXPRS order) on devices of
-    compute capability `major`."""
-    key = resident_key(cells.lookup(cell).name, proj, dtype_name, plan.as_dict(),
-                       arch_family(major), kernel, resident)
-    return key in _pruned()[2]
+    compute capability `major`, at any slice count or at `slices_p2` (config.slices_p2)."""
+    pruned = _pruned()[2]
+    return any(resident_key(cells.lookup(cell).name, proj, dtype_name, plan.as_dict(),
+                            arch_family(major), kernel, resident, p2) in pruned
+               for p2 in {0, slices_p2 or 0})

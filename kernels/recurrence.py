@@ -55,7 +55,7 @@ def split_meta(layout, code, H, K, itemsize, backward):
     meta = dict(GP=config.padded_gates(code), MULTI=layout.multi,
                 RES_CHUNKS=res_chunks, RES_PROJ=res_proj, STREAM_W=stream_w,
                 STREAM_WR=stream_wr, STREAM_STAGES=stages,
-                SLICES_P2=triton.next_power_of_2(layout.n_slices),
+                SLICES_P2=layout.slices_p2,
                 BLOCK_B=plan.block_b, BLOCK_N=plan.block_h, BLOCK_KC=plan.block_k,
                 num_warps=warps, num_stages=plan.num_stages, maxnreg=split_maxnreg(warps))
     if backward:  # the partial products' sum (split.sum_partials): one load per slice

@@ -10,7 +10,7 @@ from bench import prune_rules
 from tritonrnn.kernels import config, pruning
 from tritonrnn.kernels.cells import CELL_CODES
 
-HIDDEN = (16, 32, 64, 128, 256, 512, 768, 2048)
+HIDDEN = (16, 32, 64, 128, 256, 512, 768, 2048, 2304)  # 2304: 64-unit slices' SLICES_P2 = 64
 
 
 def _shapes(entry):
@@ -50,6 +50,9 @@ def test_installed_versions_additions_never_selectable(monkeypatch):
         for cell, hidden, width in _shapes(e):
             dtype = config.torch_dtype(e["dtype"])
             if e["forms"] == "resident":  # never laid out in the form that failed
+                if e.get("slices_p2") not in (None, config.slices_p2(
+                        -(-hidden // e["config"]["block_h"]))):
+                    continue  # pruned at another slice count only
                 assert _laid_out_forms(e, cell, hidden, width, dtype) != e["resident"], \
                     (e, hidden)
             elif e["forms"] == "all":
@@ -192,5 +195,57 @@ def test_resident_entries_merge_by_form(tmp_path, monkeypatch):
         assert sorted(e["forms"] for e in held) == ["all", "resident", "resident"]
         assert sorted(e["resident"] for e in held if e["forms"] == "resident") == \
             [[3, 0, True, False, 2], [4, 0, True, False, 2]]
+    finally:
+        pruning._pruned.cache_clear()
+
+
+def test_resident_failures_at_one_slice_count_prune_there_only():
+    """A resident form that failed at one SLICES_P2 and compiled clean at another in the same
+    records is pruned at the failing one alone (the RNN forward keeping three chunks: clean
+    at H = 2048, 32 slices' flags, spilled from 2,304, 64; sm_90, triton 3.6); one clean at
+    no other, everywhere."""
+    form = [3, 0, True, False, 2]
+    entries = prune_rules.entries_from_report([
+        _failing("split_forward", form, hidden_size=2048, ok=True, spills_bytes=0),
+        _failing("split_forward", form, hidden_size=2304),       # 144 slices: 256
+        _failing("split_backward", form, hidden_size=2304),      # clean nowhere
+    ])
+    by_kernel = {e["kernel"]: e for e in entries}
+    assert by_kernel["split_forward"]["slices_p2"] == 256
+    assert "slices_p2" not in by_kernel["split_backward"]
+
+
+def test_slice_count_entries_apply_at_their_count(tmp_path, monkeypatch):
+    """An entry with slices_p2 prunes its form at that slice count only; one without it, at
+    every count, and it covers the narrower one when merged."""
+    path = tmp_path / "by_triton.json"
+    path.write_text(json.dumps({"versions": {}}))
+    monkeypatch.setattr(pruning, "PRUNED_BY_TRITON_FILE", str(path))
+    monkeypatch.setattr(pruning, "triton_version_key", lambda version=None: "3.7")
+    plan = dict(split=True, block_b=16, block_h=64, block_k=256, num_warps=4, num_stages=1)
+    form = [3, 0, True, False, 2]
+    narrow = dict(cell="RNN_TANH", proj=False, dtype="fp16", config=plan, forms="resident",
+                  arch=90, kernel="split_forward", resident=form, why="test", slices_p2=64)
+    wide = {k: v for k, v in narrow.items() if k != "slices_p2"}
+    def forward_forms():  # the RNN forward's resident form on an H100, at 32 and 64 slices
+        return [list(config.split_layout(
+            config.Plan(**plan), CELL_CODES["RNN_TANH"], h, h, torch.float16,
+            (132, config.SHARED_PER_BLOCK[9], 9)).kernel_resident(h, h, False))
+            for h in (2048, 2304)]
+    try:
+        pruning._pruned.cache_clear()
+        assert forward_forms() == [form, form]  # the shipped list alone (no 3.7 entries)
+        assert prune_rules.add_version_entries([narrow], "cmd", "3.7") == 1
+        pruned = [pruning.is_resident_form_pruned(CELL_CODES["RNN_TANH"], False, "fp16",
+                                                  config.Plan(**plan), 9, "split_forward",
+                                                  form, p2) for p2 in (32, 64, None)]
+        assert pruned == [False, True, False]
+        at_2048, at_2304 = forward_forms()
+        assert at_2048 == form and at_2304 != form and at_2304[0] < 3
+        assert prune_rules.add_version_entries([wide], "cmd", "3.7") == 1
+        assert prune_rules.add_version_entries([narrow], "cmd", "3.7") == 0  # covered
+        assert pruning.is_resident_form_pruned(CELL_CODES["RNN_TANH"], False, "fp16",
+                                               config.Plan(**plan), 9, "split_forward",
+                                               form, 32)
     finally:
         pruning._pruned.cache_clear()
