@@ -22,9 +22,11 @@ flags by each program.
 from dataclasses import asdict, dataclass
 
 from bench.model import gemm_ms
+from tritonrnn.kernels.config import SHARED_PER_BLOCK
+from tritonrnn.kernels.split import REGISTER_FILE
 
-SMEM_PER_BLOCK = {80: 166_912, 90: 232_448}  # bytes a block may use (CUDA guide, sm_80/90)
-REGISTER_BYTES = 64 * 1024 * 4  # a block's whole register file (sm_80, sm_90)
+REGISTER_BYTES = REGISTER_FILE * 4  # a block's whole register file (sm_80, sm_90)
+THREADS_IF_IN_REGISTERS = 8 * 32  # the warps a program holding W in registers would run
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def bound(units, cell_gates, batch, hidden, seq, itemsize, consts, arch=90,
         cycles.append(wait + (max(l2, smem) if end == 0 else l2 + smem))
     gemm = gemm_ms(2.0 * seq * batch * hidden * cell_gates * hidden, consts)
     forward = tuple(seq * cycles[e] / (consts["clock_ghz"][e] * 1e6) + gemm[e] for e in (0, 1))
-    fits = (w_bytes <= (REGISTER_BYTES if w_in_registers else SMEM_PER_BLOCK[arch])
+    fits = (w_bytes <= (REGISTER_BYTES if w_in_registers else SHARED_PER_BLOCK[arch // 10])
             and programs <= consts["sms"][0])
     return Bound(units, programs, w_bytes, fits, tuple(cycles), gemm, forward,
                  programs * (h_bytes + x_bytes) + programs * programs * 4)
@@ -111,7 +113,7 @@ def print_anchor(consts, dtype_itemsize, arch, out):
           f"{b.step_cycles[0]:>6.0f}-{b.step_cycles[1]:<6.0f} {left:>6.0f} "
           f"{b.forward_ms[0]:>5.2f}-{b.forward_ms[1]:<6.2f} {b.step_bytes:>11,} "
           f"{share:>6.1%} {' and '.join(meets) or 'neither':<8} "
-          f"{regs.forward_ms[0]:>4.2f}-{regs.forward_ms[1]:<4.2f} ms, {b.w_bytes // 4 // 256:>3}")
+          f"{regs.forward_ms[0]:>4.2f}-{regs.forward_ms[1]:<4.2f} ms, {b.w_bytes // 4 // THREADS_IF_IN_REGISTERS:>3}")
         rows.append(dict(asdict(b), left_cycles=left, bytes_share=share, meets=meets,
                          w_in_registers_forward_ms=regs.forward_ms))
     return rows
