@@ -193,21 +193,20 @@ def load_step_saved(n0, act_ptr, cs_ptr, y_ptr, h0_ptr, c0_ptr, col, seq_col, pr
     keeps the one load: one conversion instead of four, each a round trip of its own."""
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask = (offs_n[:, None] < H) & mask_b[None, :]
-    if ONE_LOAD and S == 4:
+    ONE: tl.constexpr = ONE_LOAD and S == 4
+    if ONE:
         act_offs = seq_col * S * H + offs_n[:, None]
         a = tl.load(act_ptr + act_offs[:, :, None] + (tl.arange(0, 4) * H)[None, None, :],
                     mask=mask[:, :, None], other=0.0).to(ACC_DTYPE)
-        # the states' loads go out before the split, whose barrier would hold them back
-        c_t, c_prev, h_prev = load_saved_states(
-            n0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col, state_col,
-            mask, prev_ok, H, K, CELL, HAS_H0, HAS_C0, BLOCK_N, BLOCK_B, ACC_DTYPE)
-        a0, a1, a2, a3 = split_last4(a)
     else:
         a0, a1, a2, a3 = load_activations(act_ptr, y_ptr, seq_col * S * H + offs_n[:, None],
                                           col * K + offs_n[:, None], mask, S, H, ACC_DTYPE)
-        c_t, c_prev, h_prev = load_saved_states(
-            n0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col, state_col,
-            mask, prev_ok, H, K, CELL, HAS_H0, HAS_C0, BLOCK_N, BLOCK_B, ACC_DTYPE)
+    # the states' loads go out before the one load's split, whose barrier would hold them back
+    c_t, c_prev, h_prev = load_saved_states(
+        n0, cs_ptr, y_ptr, h0_ptr, c0_ptr, seq_col, prev_col, prev_seq_col, state_col, mask,
+        prev_ok, H, K, CELL, HAS_H0, HAS_C0, BLOCK_N, BLOCK_B, ACC_DTYPE)
+    if ONE:
+        a0, a1, a2, a3 = split_last4(a)
     return a0, a1, a2, a3, c_t, c_prev, h_prev
 
 
