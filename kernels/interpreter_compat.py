@@ -46,8 +46,20 @@ def apply():
     original = interpreter._patch_lang_tensor
 
     def patch_lang_tensor(tensor, scope):
-        original(tensor, scope)
-        scope.set_attr(tensor, "__index__", _index_of_scalar)
+        # Ours goes in where the interpreter sets its own, never after it: every call of a
+        # @triton.jit function from a kernel patches the class again, and programs running
+        # in threads (tests/threaded_interpreter.py) would otherwise meet the failing
+        # conversion between the two settings (it did, at random: TypeError at range(T)).
+        set_attr = scope.set_attr
+
+        def set_fixed(obj, name, value):
+            set_attr(obj, name, _index_of_scalar if (obj, name) == (tensor, "__index__")
+                     else value)
+        scope.set_attr = set_fixed
+        try:
+            original(tensor, scope)
+        finally:
+            del scope.set_attr
 
     patch_lang_tensor._tritonrnn_fixed = True
     patch_lang_tensor.__wrapped__ = original
